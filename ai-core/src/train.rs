@@ -1,0 +1,504 @@
+//! The training loop: validation split, normalization, data-parallel
+//! mini-batch gradient descent, early stopping and final metrics.
+//!
+//! Parallelism is synchronous and reproducible. Each batch is cut into one
+//! fixed chunk per thread; each thread computes its chunk's summed gradient
+//! into its own preallocated workspace; the chunk gradients are added in
+//! chunk order and the optimizer applies their mean once. The same seed and
+//! thread count therefore give the same weights bit for bit.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::labels::{encode_targets, Targets, Task, TaskChoice};
+use crate::model::{Model, ModelHeader, TrainingInfo};
+use crate::network::{Mlp, OutputActivation, Workspace};
+use crate::normalize::MinMax;
+use crate::optimizer::{Optimizer, OptimizerKind};
+
+/// Epochs when `--epochs` is not given, unless more are needed to reach
+/// `MIN_DEFAULT_STEPS`.
+pub const DEFAULT_EPOCHS: usize = 100;
+/// Optimizer steps that the default epoch count guarantees, so that tiny
+/// datasets (one batch per epoch) still train long enough.
+pub const MIN_DEFAULT_STEPS: usize = 2000;
+/// Default validation fraction for datasets of at least
+/// `MIN_ROWS_FOR_VALIDATION` rows; smaller ones get no validation split.
+pub const DEFAULT_VALIDATION: f64 = 0.1;
+pub const MIN_ROWS_FOR_VALIDATION: usize = 50;
+/// Rows per workspace used for evaluation passes.
+const EVALUATION_ROWS: usize = 256;
+
+/// Settings of one training run.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Epochs to run; `None` picks a default from the dataset size.
+    pub epochs: Option<usize>,
+    pub batch_size: usize,
+    /// `None` uses the optimizer's default.
+    pub learning_rate: Option<f64>,
+    pub optimizer: OptimizerKind,
+    pub hidden: Vec<usize>,
+    pub seed: u64,
+    pub threads: usize,
+    /// Fraction of rows held out for validation; `None` picks the default.
+    pub validation: Option<f64>,
+    /// Epochs without a better validation loss before stopping; 0 never stops
+    /// early.
+    pub patience: usize,
+    pub task: TaskChoice,
+    /// Training date as Unix seconds, stored in the model.
+    pub date_unix: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            epochs: None,
+            batch_size: 32,
+            learning_rate: None,
+            optimizer: OptimizerKind::default(),
+            hidden: vec![64, 32],
+            seed: 42,
+            threads: default_threads(),
+            validation: None,
+            patience: 10,
+            task: TaskChoice::Auto,
+            date_unix: 0,
+        }
+    }
+}
+
+/// Returns the number of cores, or 1 when it cannot be read.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Metrics of one finished epoch.
+#[derive(Debug, Clone)]
+pub struct EpochReport {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Mean loss of the training batches during the epoch.
+    pub loss: f64,
+    /// Accuracy of the training batches during the epoch, classifiers only.
+    pub accuracy: Option<f64>,
+    pub validation_loss: Option<f64>,
+    pub validation_accuracy: Option<f64>,
+    pub duration: Duration,
+}
+
+/// A trained model and how long the optimization took.
+pub struct TrainOutcome {
+    pub model: Model,
+    /// Time spent in the epoch loop, excluding loading and final metrics.
+    pub training_time: Duration,
+}
+
+/// Normalized rows ready for the network: row-major `f32` inputs and targets.
+struct Matrix {
+    inputs: Vec<f32>,
+    targets: Vec<f32>,
+    rows: usize,
+}
+
+/// Loss sum and correct count of a set of rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    loss: f64,
+    correct: usize,
+}
+
+/// One thread's buffers and the totals of its last chunk.
+struct Worker {
+    workspace: Workspace,
+    totals: Totals,
+}
+
+/// Trains a model on `dataset`; calls `on_epoch` after every epoch.
+pub fn train(
+    dataset: &Dataset,
+    options: &TrainOptions,
+    on_epoch: &mut (dyn FnMut(&EpochReport) + Send),
+) -> Result<TrainOutcome> {
+    validate_options(options)?;
+    let targets = encode_targets(&dataset.labels, options.task)?;
+    let mut rng = StdRng::seed_from_u64(options.seed);
+
+    let (training_rows, validation_rows) = split_rows(dataset.rows(), options, &mut rng);
+    let width = dataset.feature_count();
+    let normalization = MinMax::fit(&dataset.features, width, training_rows.iter().copied());
+    let target_normalization = (targets.task == Task::Regression)
+        .then(|| MinMax::fit(&targets.values, 1, training_rows.iter().copied()));
+    let prepare = |rows: &[usize]| {
+        build_matrix(dataset, &targets, &normalization, target_normalization.as_ref(), rows)
+    };
+    let training = prepare(&training_rows);
+    let validation = prepare(&validation_rows);
+
+    let output = output_activation(targets.task);
+    let mut sizes = vec![width];
+    sizes.extend(&options.hidden);
+    sizes.push(targets.output_count());
+    let network = Mlp::new_he(&sizes, output, &mut rng);
+
+    let batches_per_epoch = training.rows.div_ceil(options.batch_size);
+    let epochs = options.epochs.unwrap_or_else(|| default_epochs(batches_per_epoch));
+    let learning_rate = options
+        .learning_rate
+        .unwrap_or_else(|| options.optimizer.default_learning_rate());
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .build()
+        .map_err(|e| Error::TrainingFailed(format!("cannot start {} threads: {e}", options.threads)))?;
+    let mut trainer = Trainer::new(network, options, learning_rate, epochs, rng);
+
+    let started = Instant::now();
+    pool.install(|| trainer.run(&training, &validation, on_epoch))?;
+    let training_time = started.elapsed();
+
+    let final_training = pool.install(|| trainer.evaluate(&training));
+    let final_validation = (validation.rows > 0).then(|| pool.install(|| trainer.evaluate(&validation)));
+
+    let info = TrainingInfo {
+        date: crate::timestamp::format_rfc3339(options.date_unix),
+        epochs: trainer.epochs_run,
+        epochs_requested: epochs,
+        optimizer: options.optimizer.name().to_string(),
+        learning_rate,
+        batch_size: options.batch_size,
+        seed: options.seed,
+        threads: options.threads,
+        dataset_rows: dataset.rows(),
+        training_rows: training.rows,
+        validation_rows: validation.rows,
+        skipped_rows: dataset.skipped_lines.len(),
+        loss: final_training.loss / training.rows as f64,
+        accuracy: targets
+            .task
+            .is_classification()
+            .then(|| final_training.correct as f64 / training.rows as f64),
+        validation_loss: final_validation.map(|t| t.loss / validation.rows as f64),
+        validation_accuracy: final_validation
+            .filter(|_| targets.task.is_classification())
+            .map(|t| t.correct as f64 / validation.rows as f64),
+        r2: None,
+        rmse: None,
+    };
+    let mut header = ModelHeader {
+        task: targets.task,
+        layer_sizes: sizes,
+        hidden_activation: "relu".to_string(),
+        output_activation: output,
+        feature_names: dataset.feature_names.clone(),
+        label_name: dataset.label_name.clone(),
+        normalization,
+        target_normalization,
+        classes: targets.task.is_classification().then(|| targets.classes.clone()),
+        training: info,
+    };
+    if targets.task == Task::Regression {
+        add_regression_metrics(&mut header, &targets, &training_rows, final_training.loss);
+    }
+
+    let model = Model {
+        header,
+        network: trainer.network,
+    };
+    if !model.network.is_finite() {
+        return Err(Error::TrainingFailed(
+            "training produced non-finite weights; lower --learning-rate".to_string(),
+        ));
+    }
+    Ok(TrainOutcome {
+        model,
+        training_time,
+    })
+}
+
+fn validate_options(options: &TrainOptions) -> Result<()> {
+    let invalid = |message: String| Err(Error::InvalidPayload(message));
+    if options.batch_size == 0 {
+        return invalid("--batch-size must be at least 1".to_string());
+    }
+    if options.threads == 0 {
+        return invalid("--threads must be at least 1".to_string());
+    }
+    if options.epochs == Some(0) {
+        return invalid("--epochs must be at least 1".to_string());
+    }
+    if options.hidden.contains(&0) {
+        return invalid("--hidden sizes must be at least 1".to_string());
+    }
+    if let Some(rate) = options.learning_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return invalid(format!("--learning-rate must be a positive number, got {rate}"));
+        }
+    }
+    if let Some(fraction) = options.validation {
+        if !(0.0..1.0).contains(&fraction) {
+            return invalid(format!("--validation must be in [0, 1), got {fraction}"));
+        }
+    }
+    Ok(())
+}
+
+/// Returns the epoch count used when none is given: `DEFAULT_EPOCHS`, or more
+/// when that many epochs would make fewer than `MIN_DEFAULT_STEPS` steps.
+pub fn default_epochs(batches_per_epoch: usize) -> usize {
+    DEFAULT_EPOCHS.max(MIN_DEFAULT_STEPS.div_ceil(batches_per_epoch.max(1)))
+}
+
+fn output_activation(task: Task) -> OutputActivation {
+    match task {
+        Task::Binary => OutputActivation::Sigmoid,
+        Task::Multiclass => OutputActivation::Softmax,
+        Task::Regression => OutputActivation::Identity,
+    }
+}
+
+/// Shuffles row indices and holds out the validation fraction; the
+/// training part keeps at least one row.
+fn split_rows(rows: usize, options: &TrainOptions, rng: &mut StdRng) -> (Vec<usize>, Vec<usize>) {
+    let fraction = options.validation.unwrap_or(if rows >= MIN_ROWS_FOR_VALIDATION {
+        DEFAULT_VALIDATION
+    } else {
+        0.0
+    });
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.shuffle(rng);
+    let held_out = ((rows as f64 * fraction).round() as usize).min(rows - 1);
+    let training = order.split_off(held_out);
+    (training, order)
+}
+
+/// Scales the picked rows into `f32` network inputs and targets.
+fn build_matrix(
+    dataset: &Dataset,
+    targets: &Targets,
+    normalization: &MinMax,
+    target_normalization: Option<&MinMax>,
+    rows: &[usize],
+) -> Matrix {
+    let width = dataset.feature_count();
+    let outputs = targets.output_count();
+    let mut inputs = vec![0.0f32; rows.len() * width];
+    let mut target_values = vec![0.0f32; rows.len() * outputs];
+
+    for (slot, &row) in rows.iter().enumerate() {
+        normalization.scale_row(dataset.row(row), &mut inputs[slot * width..(slot + 1) * width]);
+        let target = &mut target_values[slot * outputs..(slot + 1) * outputs];
+        match targets.task {
+            Task::Binary => target[0] = targets.class_of_row[row] as f32,
+            Task::Multiclass => target[targets.class_of_row[row] as usize] = 1.0,
+            Task::Regression => {
+                let scaler = target_normalization.expect("regression has a target scaler");
+                target[0] = scaler.scale(0, targets.values[row]) as f32;
+            }
+        }
+    }
+    Matrix {
+        inputs,
+        targets: target_values,
+        rows: rows.len(),
+    }
+}
+
+/// Fills `r2` and `rmse` in label units from the summed half squared error
+/// on scaled targets; scaling is linear, so errors scale by the label range.
+fn add_regression_metrics(header: &mut ModelHeader, targets: &Targets, rows: &[usize], loss_sum: f64) {
+    let scaler = header.target_normalization.as_ref().expect("regression scaler");
+    let range = scaler.max[0] - scaler.min[0];
+    let squared_error = 2.0 * loss_sum * range * range;
+    let count = rows.len() as f64;
+    let mean = rows.iter().map(|&r| targets.values[r]).sum::<f64>() / count;
+    let total: f64 = rows.iter().map(|&r| (targets.values[r] - mean).powi(2)).sum();
+
+    header.training.rmse = Some((squared_error / count).sqrt());
+    header.training.r2 = Some(if total > 0.0 { 1.0 - squared_error / total } else { 0.0 });
+}
+
+/// State of the epoch loop.
+struct Trainer {
+    network: Mlp,
+    best: Mlp,
+    optimizer: Optimizer,
+    workers: Vec<Worker>,
+    /// Rows per chunk: the batch size divided by the thread count, rounded up.
+    chunk_rows: usize,
+    batch_size: usize,
+    epochs: usize,
+    patience: usize,
+    epochs_run: usize,
+    order: Vec<u32>,
+    rng: StdRng,
+}
+
+impl Trainer {
+    fn new(network: Mlp, options: &TrainOptions, learning_rate: f64, epochs: usize, rng: StdRng) -> Trainer {
+        let chunk_rows = options.batch_size.div_ceil(options.threads);
+        let capacity = chunk_rows.max(EVALUATION_ROWS);
+        let workers = (0..options.threads)
+            .map(|_| Worker {
+                workspace: Workspace::new(&network, capacity),
+                totals: Totals::default(),
+            })
+            .collect();
+        Trainer {
+            best: network.clone(),
+            optimizer: Optimizer::new(options.optimizer, learning_rate, &network),
+            network,
+            workers,
+            chunk_rows,
+            batch_size: options.batch_size,
+            epochs,
+            patience: options.patience,
+            epochs_run: 0,
+            order: Vec::new(),
+            rng,
+        }
+    }
+
+    /// Runs the epochs; with validation rows, stops after `patience` epochs
+    /// without improvement and restores the best weights.
+    fn run(&mut self, training: &Matrix, validation: &Matrix, on_epoch: &mut (dyn FnMut(&EpochReport) + Send)) -> Result<()> {
+        self.order = (0..training.rows as u32).collect();
+        let mut best_loss = f64::INFINITY;
+        let mut best_epoch = 0;
+
+        for epoch in 1..=self.epochs {
+            let started = Instant::now();
+            let totals = self.run_epoch(training);
+            let loss = totals.loss / training.rows as f64;
+            if !loss.is_finite() {
+                return Err(Error::TrainingFailed(format!(
+                    "loss became {loss} in epoch {epoch}; lower --learning-rate"
+                )));
+            }
+            let checked = (validation.rows > 0).then(|| self.evaluate(validation));
+            self.epochs_run = epoch;
+
+            let classifier = self.network.output != OutputActivation::Identity;
+            on_epoch(&EpochReport {
+                epoch,
+                epochs: self.epochs,
+                loss,
+                accuracy: classifier.then(|| totals.correct as f64 / training.rows as f64),
+                validation_loss: checked.map(|t| t.loss / validation.rows as f64),
+                validation_accuracy: checked
+                    .filter(|_| classifier)
+                    .map(|t| t.correct as f64 / validation.rows as f64),
+                duration: started.elapsed(),
+            });
+
+            let Some(checked) = checked else { continue };
+            let validation_loss = checked.loss / validation.rows as f64;
+            if validation_loss < best_loss {
+                best_loss = validation_loss;
+                best_epoch = epoch;
+                self.best.copy_from(&self.network);
+            } else if self.patience > 0 && epoch - best_epoch >= self.patience {
+                break;
+            }
+        }
+
+        if validation.rows > 0 && best_epoch > 0 {
+            self.network.copy_from(&self.best);
+        }
+        Ok(())
+    }
+
+    /// Shuffles the rows and runs one pass of mini-batches; returns the
+    /// totals of the batches as they were trained.
+    fn run_epoch(&mut self, training: &Matrix) -> Totals {
+        self.order.shuffle(&mut self.rng);
+        let mut totals = Totals::default();
+        let order = std::mem::take(&mut self.order);
+        for batch in order.chunks(self.batch_size) {
+            let batch_totals = self.train_batch(training, batch);
+            totals.loss += batch_totals.loss;
+            totals.correct += batch_totals.correct;
+        }
+        self.order = order;
+        totals
+    }
+
+    /// Computes chunk gradients in parallel, adds them in chunk order and
+    /// applies one optimizer step with their mean.
+    fn train_batch(&mut self, training: &Matrix, batch: &[u32]) -> Totals {
+        let network = &self.network;
+        let chunks = batch.len().div_ceil(self.chunk_rows);
+        self.workers[..chunks]
+            .par_iter_mut()
+            .zip(batch.par_chunks(self.chunk_rows))
+            .for_each(|(worker, rows)| {
+                let workspace = &mut worker.workspace;
+                workspace.load_rows(&training.inputs, &training.targets, rows);
+                workspace.forward(network, rows.len());
+                workspace.backward(network, rows.len());
+                let (loss, correct) = workspace.loss_and_correct(network.output, rows.len());
+                worker.totals = Totals { loss, correct };
+            });
+
+        let (first, rest) = self.workers.split_at_mut(1);
+        let sum = &mut first[0].workspace.gradients;
+        let mut totals = first[0].totals;
+        for worker in &rest[..chunks - 1] {
+            for (into, from) in sum.iter_mut().zip(&worker.workspace.gradients) {
+                into.weights += &from.weights;
+                into.bias += &from.bias;
+            }
+            totals.loss += worker.totals.loss;
+            totals.correct += worker.totals.correct;
+        }
+        self.optimizer.step(&mut self.network, sum, 1.0 / batch.len() as f32);
+        totals
+    }
+
+    /// Returns the summed loss and correct count of all rows of `data`,
+    /// computed in parallel pieces and added in a fixed order.
+    fn evaluate(&mut self, data: &Matrix) -> Totals {
+        let network = &self.network;
+        let piece_rows = self.workers[0].workspace.capacity();
+        let width = network.input_count();
+        let outputs = network.output_count();
+        let mut totals = Totals::default();
+        let round_rows = piece_rows * self.workers.len();
+
+        for round_start in (0..data.rows).step_by(round_rows) {
+            let round_end = (round_start + round_rows).min(data.rows);
+            let pieces = (round_end - round_start).div_ceil(piece_rows);
+            self.workers[..pieces].par_iter_mut().enumerate().for_each(|(i, worker)| {
+                let start = round_start + i * piece_rows;
+                let rows = piece_rows.min(round_end - start);
+                let workspace = &mut worker.workspace;
+                workspace
+                    .input_mut(rows)
+                    .as_slice_mut()
+                    .expect("contiguous")
+                    .copy_from_slice(&data.inputs[start * width..(start + rows) * width]);
+                workspace
+                    .targets_mut(rows)
+                    .as_slice_mut()
+                    .expect("contiguous")
+                    .copy_from_slice(&data.targets[start * outputs..(start + rows) * outputs]);
+                workspace.forward(network, rows);
+                let (loss, correct) = workspace.loss_and_correct(network.output, rows);
+                worker.totals = Totals { loss, correct };
+            });
+            for worker in &self.workers[..pieces] {
+                totals.loss += worker.totals.loss;
+                totals.correct += worker.totals.correct;
+            }
+        }
+        totals
+    }
+}
