@@ -1,4 +1,5 @@
+//! The `client` binary; everything but the exit lives in `client::cli`.
+
 fn main() {
-    eprintln!("client: not built yet");
-    std::process::exit(1);
+    std::process::exit(client::cli::main());
 }

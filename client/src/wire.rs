@@ -292,13 +292,26 @@ pub struct Envelope {
 impl Envelope {
     /// Encodes the request as one line, without the trailing newline.
     pub fn to_line(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    fn to_value(&self) -> Value {
         let mut body = Map::new();
         body.insert("type".into(), Value::String(self.request.type_name().into()));
         body.insert("payload".into(), self.request.payload());
         if let Some(id) = &self.request_id {
             body.insert("request_id".into(), Value::String(id.clone()));
         }
-        Value::Object(body).to_string()
+        Value::Object(body)
+    }
+}
+
+impl Envelope {
+    /// Encodes the request as one line marked as forwarded by node `by`.
+    pub fn to_forwarded_line(&self, by: &str) -> String {
+        let mut value = self.to_value();
+        value["forwarded_by"] = Value::String(by.to_string());
+        value.to_string()
     }
 }
 
@@ -311,6 +324,12 @@ pub struct ParseFailure {
 
 /// Parses one request line (without its newline).
 pub fn parse_request(line: &[u8]) -> Result<Envelope, ParseFailure> {
+    parse_request_with_origin(line).map(|(envelope, _)| envelope)
+}
+
+/// Parses one request line and also returns the `forwarded_by` node id that a node adds
+/// when it forwards a write to the leader, so the leader never forwards it again.
+pub fn parse_request_with_origin(line: &[u8]) -> Result<(Envelope, Option<String>), ParseFailure> {
     let fail = |error: WireError, request_id: Option<String>| ParseFailure { error, request_id };
 
     let text = std::str::from_utf8(line).map_err(|e| {
@@ -355,8 +374,12 @@ pub fn parse_request(line: &[u8]) -> Result<Envelope, ParseFailure> {
         }
     };
 
+    let forwarded_by = match object.remove("forwarded_by") {
+        Some(Value::String(node)) => Some(node),
+        _ => None,
+    };
     match parse_payload(&kind, payload) {
-        Ok(request) => Ok(Envelope { request, request_id }),
+        Ok(request) => Ok((Envelope { request, request_id }, forwarded_by)),
         Err(error) => Err(fail(error, request_id)),
     }
 }
@@ -591,6 +614,9 @@ mod tests {
             request_id: Some("abc".into()),
         };
         assert_eq!(parse_request(envelope.to_line().as_bytes()).unwrap(), envelope);
+        let (forwarded, origin) = parse_request_with_origin(envelope.to_forwarded_line("Node_B").as_bytes()).unwrap();
+        assert_eq!(forwarded, envelope);
+        assert_eq!(origin.as_deref(), Some("Node_B"));
     }
 
     #[test]
