@@ -1,0 +1,364 @@
+//! The Raft driver: one OS thread that owns the Raft core, the log file and the state
+//! machine, and turns the core's `Ready` bundles into fsyncs, sends and applies.
+//!
+//! Everything reaches the thread as a [`DriverEvent`] on one channel; time enters as
+//! ticks computed from the clock. Events that arrive together are handled before one
+//! `Ready`, so concurrent proposals share one write and one fsync.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use log::{error, info, warn};
+use tokio::sync::{oneshot, watch};
+
+use crate::metrics::Metrics;
+use crate::raft::{Entry, Message, NodeId, ProposeError, Raft, Ready, Role, Status};
+use crate::state_machine::{Applied, StateMachine};
+use crate::storage::LogStore;
+use crate::transport::Transport;
+
+/// Most events handled before one `Ready` is processed.
+const MAX_EVENTS_PER_READY: usize = 512;
+
+/// Why a proposal did not apply.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ProposalError {
+    #[error("this node is not the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("leadership changed before entry {index} committed; the entry was replaced")]
+    Superseded { index: u64 },
+    #[error("the entry at index {index} could not be applied: {reason}")]
+    ApplyFailed { index: u64, reason: String },
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+pub type ProposalReply = oneshot::Sender<Result<(u64, Applied), ProposalError>>;
+
+pub enum DriverEvent {
+    Peer(NodeId, Message),
+    Propose(Bytes, ProposalReply),
+    Stop,
+}
+
+/// A copy of the Raft status, published after every `Ready`.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    pub raft: Status,
+    /// Recent log entries as (index, term, kind, size), newest last.
+    pub recent_entries: Vec<EntrySummary>,
+    pub log_bytes: u64,
+    pub log_entries: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EntrySummary {
+    pub index: u64,
+    pub term: u64,
+    pub kind: String,
+    pub name: String,
+    pub bytes: usize,
+}
+
+/// Handles that the servers use to talk to the driver.
+#[derive(Clone)]
+pub struct DriverHandle {
+    events: std_mpsc::Sender<DriverEvent>,
+    pub status: watch::Receiver<NodeStatus>,
+    pub state: Arc<RwLock<StateMachine>>,
+}
+
+impl DriverHandle {
+    /// Proposes entry data and waits until it applies on this node.
+    pub async fn propose(&self, data: Bytes) -> Result<(u64, Applied), ProposalError> {
+        let (reply, result) = oneshot::channel();
+        self.events.send(DriverEvent::Propose(data, reply)).map_err(|_| ProposalError::Stopped)?;
+        result.await.map_err(|_| ProposalError::Stopped)?
+    }
+
+    pub fn peer_sender(&self) -> std_mpsc::Sender<DriverEvent> {
+        self.events.clone()
+    }
+
+    pub fn stop(&self) {
+        let _ = self.events.send(DriverEvent::Stop);
+    }
+
+    pub fn current(&self) -> NodeStatus {
+        self.status.borrow().clone()
+    }
+}
+
+pub struct Driver {
+    raft: Raft,
+    store: LogStore,
+    state: Arc<RwLock<StateMachine>>,
+    transport: Transport,
+    metrics: Arc<Metrics>,
+    tick: Duration,
+    /// Proposals waiting for their entry to apply, by index, with the term they were proposed in.
+    pending: BTreeMap<u64, (u64, ProposalReply)>,
+    status: watch::Sender<NodeStatus>,
+    recent: Vec<EntrySummary>,
+    log_entries: u64,
+    last_leader: Option<NodeId>,
+    last_role: Role,
+    last_term: u64,
+}
+
+impl Driver {
+    /// Starts the driver thread and returns its handle.
+    pub fn spawn(
+        raft: Raft,
+        store: LogStore,
+        state: StateMachine,
+        transport: Transport,
+        metrics: Arc<Metrics>,
+        tick: Duration,
+        log_entries: u64,
+    ) -> (DriverHandle, std::thread::JoinHandle<()>) {
+        let (events, inbox) = std_mpsc::channel();
+        let state = Arc::new(RwLock::new(state));
+        let initial = NodeStatus { raft: raft.status(), recent_entries: Vec::new(), log_bytes: store.size(), log_entries };
+        let (status_sender, status) = watch::channel(initial);
+
+        let driver = Driver {
+            last_role: raft.role(),
+            last_term: raft.term(),
+            last_leader: None,
+            raft,
+            store,
+            state: state.clone(),
+            transport,
+            metrics,
+            tick,
+            pending: BTreeMap::new(),
+            status: status_sender,
+            recent: Vec::new(),
+            log_entries,
+        };
+        let thread = std::thread::Builder::new()
+            .name("raft-driver".into())
+            .spawn(move || driver.run(inbox))
+            .expect("spawning the Raft driver thread");
+        (DriverHandle { events, status, state }, thread)
+    }
+
+    fn run(mut self, inbox: std_mpsc::Receiver<DriverEvent>) {
+        info!("{}: Raft driver started at term {}", self.raft.id(), self.raft.term());
+        let mut next_tick = Instant::now() + self.tick;
+
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.raft.tick();
+                next_tick += self.tick;
+                if next_tick < now {
+                    next_tick = now + self.tick;
+                }
+            }
+
+            let mut stop = false;
+            match inbox.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+                Ok(event) => stop |= self.handle(event),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => stop = true,
+            }
+            for _ in 0..MAX_EVENTS_PER_READY {
+                match inbox.try_recv() {
+                    Ok(event) => stop |= self.handle(event),
+                    Err(_) => break,
+                }
+            }
+
+            if let Err(e) = self.process_ready() {
+                error!("{}: stopping the Raft driver: {e}", self.raft.id());
+                stop = true;
+            }
+            self.observe_changes();
+            if stop {
+                break;
+            }
+        }
+        self.fail_pending(ProposalError::Stopped);
+        info!("{}: Raft driver stopped", self.raft.id());
+    }
+
+    /// Handles one event; returns true when the driver must stop.
+    fn handle(&mut self, event: DriverEvent) -> bool {
+        match event {
+            DriverEvent::Peer(from, message) => {
+                self.metrics.count_peer_message_received(&message);
+                self.raft.step(&from, message);
+            }
+            DriverEvent::Propose(data, reply) => match self.raft.propose(data) {
+                Ok((index, term)) => {
+                    self.pending.insert(index, (term, reply));
+                }
+                Err(ProposeError::NotLeader { leader }) => {
+                    let _ = reply.send(Err(ProposalError::NotLeader { leader }));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(ProposalError::ApplyFailed { index: 0, reason: e.to_string() }));
+                }
+            },
+            DriverEvent::Stop => return true,
+        }
+        false
+    }
+
+    /// Persists, sends and applies one `Ready`, in that order.
+    fn process_ready(&mut self) -> Result<(), crate::storage::StorageError> {
+        if !self.raft.has_ready() {
+            return Ok(());
+        }
+        let Ready { hard_state, entries, snapshot, messages, committed_entries } = self.raft.ready();
+
+        if snapshot.is_some() {
+            // TODO: restore the state machine from an InstallSnapshot; the shell does not
+            // compact yet, so no leader sends one.
+            warn!("{}: received a snapshot, which this node cannot install yet", self.raft.id());
+        }
+
+        if hard_state.is_some() || !entries.is_empty() {
+            let started = Instant::now();
+            self.store.append(hard_state.as_ref(), &entries)?;
+            self.metrics.fsync.observe(started.elapsed());
+            self.record_appended(&entries);
+        }
+
+        for (to, message) in messages {
+            self.transport.send(&to, message);
+        }
+
+        for entry in &committed_entries {
+            self.apply(entry);
+        }
+        Ok(())
+    }
+
+    fn record_appended(&mut self, entries: &[Entry]) {
+        if let Some(first) = entries.first() {
+            self.recent.retain(|e| e.index < first.index);
+            self.log_entries = self.log_entries.min(first.index.saturating_sub(1));
+        }
+        for entry in entries {
+            self.recent.push(summarize(entry));
+            self.log_entries = self.log_entries.max(entry.index);
+        }
+        let excess = self.recent.len().saturating_sub(50);
+        self.recent.drain(..excess);
+    }
+
+    fn apply(&mut self, entry: &Entry) {
+        let result = self.state.write().unwrap_or_else(|e| e.into_inner()).apply(entry);
+        let outcome = match result {
+            Ok(applied) => Ok((entry.index, applied)),
+            Err(e) => {
+                error!("{}: applying entry {} (term {}) failed: {e}", self.raft.id(), entry.index, entry.term);
+                Err(ProposalError::ApplyFailed { index: entry.index, reason: e.to_string() })
+            }
+        };
+
+        while let Some((&index, _)) = self.pending.first_key_value() {
+            if index > entry.index {
+                break;
+            }
+            let (term, reply) = self.pending.pop_first().expect("first key exists").1;
+            let result = if index == entry.index && term == entry.term {
+                outcome.clone()
+            } else {
+                Err(ProposalError::Superseded { index })
+            };
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Logs role, term and leader changes and publishes the status.
+    fn observe_changes(&mut self) {
+        let status = self.raft.status();
+        if status.term != self.last_term {
+            info!("{}: term changed {} -> {}", status.id, self.last_term, status.term);
+            self.last_term = status.term;
+        }
+        if status.role != self.last_role {
+            info!("{}: role changed {} -> {} at term {}", status.id, self.last_role, status.role, status.term);
+            if status.role == Role::Candidate {
+                self.metrics.elections_started.inc();
+            }
+            if self.last_role == Role::Leader {
+                self.fail_pending_on_step_down();
+            }
+            self.last_role = status.role;
+        }
+        if status.leader != self.last_leader {
+            info!("{}: leader is now {:?} at term {}", status.id, status.leader, status.term);
+            if status.leader.is_some() {
+                self.metrics.leader_changes.inc();
+            }
+            self.last_leader = status.leader.clone();
+        }
+
+        let changed = {
+            let current = self.status.borrow();
+            current.raft.commit != status.commit
+                || current.raft.applied != status.applied
+                || current.raft.role != status.role
+                || current.raft.term != status.term
+                || current.raft.leader != status.leader
+                || current.raft.last_index != status.last_index
+                || progress_changed(&current.raft, &status)
+        };
+        if changed {
+            let published = NodeStatus {
+                raft: status,
+                recent_entries: self.recent.clone(),
+                log_bytes: self.store.size(),
+                log_entries: self.log_entries,
+            };
+            self.status.send_replace(published);
+        }
+    }
+
+    /// A deposed leader keeps its uncommitted proposals pending: the new leader may
+    /// still commit them, and an entry applied at the same index resolves them. This
+    /// only logs how many are open.
+    fn fail_pending_on_step_down(&mut self) {
+        if !self.pending.is_empty() {
+            warn!(
+                "{}: stepped down with {} proposals not yet applied; they resolve when their index applies",
+                self.raft.id(),
+                self.pending.len()
+            );
+        }
+    }
+
+    fn fail_pending(&mut self, error: ProposalError) {
+        for (_, (_, reply)) in std::mem::take(&mut self.pending) {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+fn progress_changed(old: &Status, new: &Status) -> bool {
+    old.progress.len() != new.progress.len()
+        || old.progress.iter().zip(&new.progress).any(|(a, b)| a.match_index != b.match_index || a.recent_active != b.recent_active)
+}
+
+fn summarize(entry: &Entry) -> EntrySummary {
+    use crate::state_machine::Command;
+
+    let (kind, name) = if entry.data.is_empty() {
+        ("NOOP".to_string(), String::new())
+    } else {
+        match Command::decode(&entry.data) {
+            Ok((Command::StoreFile { name, .. }, _)) => ("STORE_FILE".to_string(), name),
+            Ok((Command::StoreModel { model_id, .. }, _)) => ("STORE_MODEL".to_string(), model_id),
+            Err(_) => ("UNKNOWN".to_string(), String::new()),
+        }
+    };
+    EntrySummary { index: entry.index, term: entry.term, kind, name, bytes: entry.data.len() }
+}

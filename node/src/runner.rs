@@ -1,0 +1,273 @@
+//! The process boundary to `ai-core`: CSV checks and training as one child process per
+//! job, predictions through a small pool of long-lived `ai-core serve` workers.
+//!
+//! The node never links the training code; it reads the child's JSON on stdout and
+//! maps the `code` field onto wire error codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::wire::{ErrorCode, TrainOptions, WireError};
+use log::{debug, info, warn};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot};
+
+/// Time limit of `ai-core check`.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time limit of one prediction through a worker.
+const PREDICT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `ai-core` child processes.
+#[derive(Clone)]
+pub struct Runner {
+    ai_core: PathBuf,
+    train_timeout: Duration,
+}
+
+/// A finished training job: the result object and the model file's bytes.
+pub struct Trained {
+    pub metrics: Value,
+    pub model: Vec<u8>,
+    pub duration: Duration,
+}
+
+impl Runner {
+    pub fn new(ai_core: PathBuf, train_timeout: Duration) -> Runner {
+        Runner { ai_core, train_timeout }
+    }
+
+    /// Validates a CSV file with `ai-core check`; returns its summary.
+    pub async fn check_csv(&self, csv: &Path, task: Option<&str>) -> Result<Value, WireError> {
+        let mut args = vec!["check".to_string(), csv.display().to_string(), "--json".to_string()];
+        if let Some(task) = task {
+            args.extend(["--task".to_string(), task.to_string()]);
+        }
+        let output = self.run(&args, CHECK_TIMEOUT, ErrorCode::InvalidCsv).await?;
+        Ok(output)
+    }
+
+    /// Trains `model_id` on `csv`, writing the model into `work_dir`, and reads the model back.
+    pub async fn train(
+        &self,
+        csv: &Path,
+        model_id: &str,
+        options: &TrainOptions,
+        work_dir: &Path,
+    ) -> Result<Trained, WireError> {
+        let started = std::time::Instant::now();
+        let mut args = vec![
+            "train".to_string(),
+            csv.display().to_string(),
+            model_id.to_string(),
+            "--models-dir".to_string(),
+            work_dir.display().to_string(),
+            "--json".to_string(),
+        ];
+        args.extend(options.to_args());
+
+        let metrics = self.run(&args, self.train_timeout, ErrorCode::TrainingFailed).await?;
+        let path = work_dir.join(format!("{model_id}.{}", crate::state_machine::MODEL_EXTENSION));
+        let model = tokio::fs::read(&path).await.map_err(|e| {
+            WireError::new(ErrorCode::TrainingFailed, format!("ai-core reported success but {} is unreadable: {e}", path.display()))
+        })?;
+        Ok(Trained { metrics, model, duration: started.elapsed() })
+    }
+
+    /// Runs one `ai-core` command that prints a JSON object; maps failures to wire errors.
+    async fn run(&self, args: &[String], limit: Duration, default_code: ErrorCode) -> Result<Value, WireError> {
+        debug!("starting {} {}", self.ai_core.display(), args.join(" "));
+        let child = Command::new(&self.ai_core)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                WireError::new(
+                    ErrorCode::Internal,
+                    format!("cannot start {}: {e}; build it with `cargo build --release` or pass --ai-core", self.ai_core.display()),
+                )
+            })?;
+        let pid = child.id().unwrap_or(0);
+        info!("ai-core {} started (pid {pid})", args[0]);
+
+        let output = match tokio::time::timeout(limit, child.wait_with_output()).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => return Err(WireError::new(ErrorCode::Internal, format!("waiting for ai-core (pid {pid}) failed: {e}"))),
+            Err(_) => {
+                warn!("ai-core {} (pid {pid}) exceeded {} s and was killed", args[0], limit.as_secs());
+                return Err(WireError::new(ErrorCode::Timeout, format!("ai-core {} exceeded its {} s limit", args[0], limit.as_secs())));
+            }
+        };
+        info!("ai-core {} (pid {pid}) exited with {}", args[0], output.status);
+
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let parsed: Option<Value> = stdout.lines().rev().find_map(|line| serde_json::from_str(line).ok());
+        match parsed {
+            Some(value) if output.status.success() && value.get("success") != Some(&Value::Bool(false)) => Ok(value),
+            Some(value) => Err(child_error(&value, default_code)),
+            None => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+                Err(WireError::new(default_code, format!("ai-core {} failed ({}): {last}", args[0], output.status)))
+            }
+        }
+    }
+}
+
+fn child_error(value: &Value, default_code: ErrorCode) -> WireError {
+    let message = value.get("error").and_then(Value::as_str).unwrap_or("ai-core failed without a message");
+    let code = value.get("code").and_then(Value::as_str).and_then(ErrorCode::parse).unwrap_or(default_code);
+    WireError::new(code, message)
+}
+
+/// One prediction: a model id and one input vector.
+struct PredictJob {
+    model_id: String,
+    input: Vec<f64>,
+    reply: oneshot::Sender<Result<Value, WireError>>,
+}
+
+/// Long-lived `ai-core serve` workers shared by all connections.
+#[derive(Clone)]
+pub struct PredictPool {
+    workers: Arc<Vec<mpsc::Sender<PredictJob>>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl PredictPool {
+    /// Starts `size` worker tasks; each starts its child process on first use.
+    pub fn start(ai_core: PathBuf, models_dir: PathBuf, size: usize) -> PredictPool {
+        let workers = (0..size.max(1))
+            .map(|number| {
+                let (sender, receiver) = mpsc::channel(256);
+                let worker = Worker { number, ai_core: ai_core.clone(), models_dir: models_dir.clone(), process: None };
+                tokio::spawn(worker.run(receiver));
+                sender
+            })
+            .collect();
+        PredictPool { workers: Arc::new(workers), next: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// Runs one input vector through `model_id`; returns `{prediction, label, ...}`.
+    pub async fn predict(&self, model_id: &str, input: Vec<f64>) -> Result<Value, WireError> {
+        let number = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        let (reply, result) = oneshot::channel();
+        let job = PredictJob { model_id: model_id.to_string(), input, reply };
+        let unavailable = || WireError::new(ErrorCode::Unavailable, "prediction workers are shutting down");
+
+        self.workers[number].send(job).await.map_err(|_| unavailable())?;
+        match tokio::time::timeout(PREDICT_TIMEOUT, result).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(unavailable()),
+            Err(_) => Err(WireError::new(ErrorCode::Timeout, format!("prediction did not finish within {} s", PREDICT_TIMEOUT.as_secs()))),
+        }
+    }
+}
+
+struct Process {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+}
+
+struct Worker {
+    number: usize,
+    ai_core: PathBuf,
+    models_dir: PathBuf,
+    process: Option<Process>,
+}
+
+impl Worker {
+    async fn run(mut self, mut jobs: mpsc::Receiver<PredictJob>) {
+        while let Some(job) = jobs.recv().await {
+            let result = self.predict_with_retry(&job.model_id, &job.input).await;
+            let _ = job.reply.send(result);
+        }
+        if let Some(mut process) = self.process.take() {
+            let _ = process.child.kill().await;
+        }
+    }
+
+    /// A worker that died is restarted and the request sent once more.
+    async fn predict_with_retry(&mut self, model_id: &str, input: &[f64]) -> Result<Value, WireError> {
+        match self.predict_once(model_id, input).await {
+            Ok(result) => result,
+            Err(first) => {
+                warn!("prediction worker {} failed: {first}; restarting it and retrying once", self.number);
+                self.kill().await;
+                match self.predict_once(model_id, input).await {
+                    Ok(result) => result,
+                    Err(second) => {
+                        self.kill().await;
+                        Err(WireError::new(ErrorCode::PredictionFailed, format!("prediction worker failed twice: {second}")))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Outer error: the worker process broke. Inner: ai-core rejected the request.
+    async fn predict_once(&mut self, model_id: &str, input: &[f64]) -> Result<Result<Value, WireError>, String> {
+        if self.process.is_none() {
+            self.process = Some(self.spawn()?);
+        }
+        let process = self.process.as_mut().expect("worker process was just started");
+        process.next_id += 1;
+        let id = process.next_id;
+
+        let mut line = json!({"id": id, "model_id": model_id, "inputs": [input]}).to_string();
+        line.push('\n');
+        process.stdin.write_all(line.as_bytes()).await.map_err(|e| format!("writing to ai-core serve: {e}"))?;
+        process.stdin.flush().await.map_err(|e| format!("writing to ai-core serve: {e}"))?;
+
+        let mut response = String::new();
+        let read = process.stdout.read_line(&mut response).await.map_err(|e| format!("reading from ai-core serve: {e}"))?;
+        if read == 0 {
+            return Err("ai-core serve closed its output".into());
+        }
+        let value: Value = serde_json::from_str(&response).map_err(|e| format!("ai-core serve sent invalid JSON: {e}"))?;
+        if value.get("id").and_then(Value::as_u64) != Some(id) {
+            return Err(format!("ai-core serve answered request {:?}, expected {id}", value.get("id")));
+        }
+
+        if value.get("success").and_then(Value::as_bool) != Some(true) {
+            return Ok(Err(child_error(&value, ErrorCode::PredictionFailed)));
+        }
+        let prediction = value.pointer("/predictions/0").cloned().unwrap_or(Value::Null);
+        let label = value.pointer("/labels/0").cloned().unwrap_or(Value::Null);
+        Ok(Ok(json!({"prediction": prediction, "label": label})))
+    }
+
+    fn spawn(&self) -> Result<Process, String> {
+        let mut child = Command::new(&self.ai_core)
+            .arg("serve")
+            .arg("--models-dir")
+            .arg(&self.models_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {} serve: {e}", self.ai_core.display()))?;
+        info!("prediction worker {} started ai-core serve (pid {})", self.number, child.id().unwrap_or(0));
+        let stdin = child.stdin.take().ok_or("ai-core serve has no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("ai-core serve has no stdout")?);
+        Ok(Process { child, stdin, stdout, next_id: 0 })
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let pid = process.child.id().unwrap_or(0);
+            let _ = process.child.kill().await;
+            info!("prediction worker {} stopped ai-core serve (pid {pid})", self.number);
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The replicated state machine: committed `STORE_FILE` and `STORE_MODEL` entries
+//! become files under `datasets/` and `models/`, plus in-memory tables of what is stored
+//! and which client request ids have already been applied.
+//!
+//! Everything written here is derived from the entry alone (never from local time or
+//! local paths), so every node's directories end byte-identical.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use log::{debug, info};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::raft::Entry;
+use crate::storage::{sync_dir, write_file_synced, StorageError};
+
+pub const DATASETS_DIR: &str = "datasets";
+pub const MODELS_DIR: &str = "models";
+pub const MODEL_EXTENSION: &str = "model";
+
+/// The header of a log entry's data; the file content follows it after one `\n`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Command {
+    /// Store a dataset file under `datasets/<name>`.
+    StoreFile {
+        name: String,
+        /// Milliseconds since the Unix epoch on the leader when it proposed the entry.
+        timestamp: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// Store a trained model under `models/<model_id>.model`, with its metadata beside it.
+    StoreModel {
+        model_id: String,
+        dataset: String,
+        timestamp: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        /// Wall time of the training child process, in milliseconds.
+        duration_ms: u64,
+        /// The `ai-core train --json` result.
+        metrics: Value,
+    },
+}
+
+impl Command {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::StoreFile { .. } => "STORE_FILE",
+            Command::StoreModel { .. } => "STORE_MODEL",
+        }
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Command::StoreFile { request_id, .. } | Command::StoreModel { request_id, .. } => request_id.as_deref(),
+        }
+    }
+
+    /// Encodes the command and its file content as log entry data.
+    pub fn encode(&self, content: &[u8]) -> Bytes {
+        let header = serde_json::to_vec(self).expect("commands always serialize");
+        let mut data = BytesMut::with_capacity(header.len() + 1 + content.len());
+        data.put_slice(&header);
+        data.put_u8(b'\n');
+        data.put_slice(content);
+        data.freeze()
+    }
+
+    /// Splits entry data into the command and its content.
+    pub fn decode(data: &Bytes) -> Result<(Command, Bytes), String> {
+        let split = data.iter().position(|&b| b == b'\n').ok_or("entry data has no header line")?;
+        let command = serde_json::from_slice(&data[..split]).map_err(|e| format!("invalid entry header: {e}"))?;
+        Ok((command, data.slice(split + 1..)))
+    }
+}
+
+/// A stored file as the monitor and LIST_MODELS see it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FileRecord {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub index: u64,
+    pub timestamp: i64,
+}
+
+/// A stored model and the metrics it was trained with.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelRecord {
+    pub file: FileRecord,
+    pub dataset: String,
+    pub duration_ms: u64,
+    pub metrics: Value,
+}
+
+impl ModelRecord {
+    /// The LIST_MODELS view of this model.
+    pub fn info(&self) -> client::wire::ModelInfo {
+        client::wire::ModelInfo {
+            id: self.file.name.clone(),
+            dataset: self.dataset.clone(),
+            date: format_timestamp(self.file.timestamp),
+            status: "ready".into(),
+            accuracy: self.metrics.get("accuracy").and_then(Value::as_f64),
+            task: self.metrics.get("task").and_then(Value::as_str).map(str::to_string),
+            features: self.metrics.get("features").and_then(Value::as_u64).map(|n| n as usize),
+            log_index: Some(self.file.index),
+        }
+    }
+
+    /// The TRAIN_REQUEST success response, rebuilt from the entry so a retried request
+    /// gets the same answer on any node.
+    pub fn train_response(&self) -> Value {
+        let mut response = json!({
+            "success": true,
+            "message": format!("model {} trained on {} and replicated", self.file.name, self.dataset),
+            "modelId": self.file.name,
+            "dataset": self.dataset,
+            "logIndex": self.file.index,
+            "duration": self.duration_ms,
+        });
+        if let (Value::Object(out), Value::Object(metrics)) = (&mut response, &self.metrics) {
+            for (key, value) in metrics {
+                if !matches!(key.as_str(), "success" | "file" | "modelId") {
+                    out.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
+        }
+        response
+    }
+}
+
+/// What applying one entry did, reported to the request that proposed it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    Noop,
+    Dataset(FileRecord),
+    Model(ModelRecord),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("entry {index} cannot be decoded: {reason}")]
+    Decode { index: u64, reason: String },
+    #[error("entry {index} names an invalid file {name:?}: {reason}")]
+    InvalidName { index: u64, name: String, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What one client request id has already done.
+#[derive(Clone, Debug, Default)]
+pub struct RequestRecord {
+    pub dataset: Option<FileRecord>,
+    pub model: Option<String>,
+}
+
+pub struct StateMachine {
+    dir: PathBuf,
+    datasets: BTreeMap<String, FileRecord>,
+    models: BTreeMap<String, ModelRecord>,
+    requests: HashMap<String, RequestRecord>,
+    applied: u64,
+}
+
+impl StateMachine {
+    /// Creates the `datasets/` and `models/` directories under the node's data directory.
+    pub fn open(dir: &Path) -> Result<StateMachine, StorageError> {
+        for sub in [DATASETS_DIR, MODELS_DIR] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(|source| StorageError::Io { path, source })?;
+        }
+        Ok(StateMachine {
+            dir: dir.to_path_buf(),
+            datasets: BTreeMap::new(),
+            models: BTreeMap::new(),
+            requests: HashMap::new(),
+            applied: 0,
+        })
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    pub fn datasets(&self) -> impl Iterator<Item = &FileRecord> {
+        self.datasets.values()
+    }
+
+    pub fn dataset(&self, name: &str) -> Option<&FileRecord> {
+        self.datasets.get(name)
+    }
+
+    pub fn models(&self) -> impl Iterator<Item = &ModelRecord> {
+        self.models.values()
+    }
+
+    pub fn model(&self, id: &str) -> Option<&ModelRecord> {
+        self.models.get(id)
+    }
+
+    pub fn request(&self, request_id: &str) -> Option<&RequestRecord> {
+        self.requests.get(request_id)
+    }
+
+    pub fn dataset_path(&self, name: &str) -> PathBuf {
+        self.dir.join(DATASETS_DIR).join(name)
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.dir.join(MODELS_DIR)
+    }
+
+    /// Applies one committed entry. Entries must arrive in index order.
+    pub fn apply(&mut self, entry: &Entry) -> Result<Applied, ApplyError> {
+        debug_assert!(entry.index > self.applied, "entry {} applied after {}", entry.index, self.applied);
+        self.applied = entry.index;
+        if entry.data.is_empty() {
+            return Ok(Applied::Noop);
+        }
+
+        let (command, content) =
+            Command::decode(&entry.data).map_err(|reason| ApplyError::Decode { index: entry.index, reason })?;
+        match command {
+            Command::StoreFile { name, timestamp, request_id } => {
+                self.apply_store_file(entry.index, name, timestamp, request_id, &content)
+            }
+            Command::StoreModel { model_id, dataset, timestamp, request_id, duration_ms, metrics } => {
+                let file = self.write_file(entry.index, MODELS_DIR, &model_id, MODEL_EXTENSION, timestamp, &content)?;
+                let record = ModelRecord { file, dataset, duration_ms, metrics };
+                self.write_model_metadata(&record)?;
+                info!("applied STORE_MODEL {} at index {}", model_id, entry.index);
+
+                if let Some(id) = request_id {
+                    self.requests.entry(id).or_default().model = Some(model_id.clone());
+                }
+                self.models.insert(model_id, record.clone());
+                Ok(Applied::Model(record))
+            }
+        }
+    }
+
+    fn apply_store_file(
+        &mut self,
+        index: u64,
+        name: String,
+        timestamp: i64,
+        request_id: Option<String>,
+        content: &[u8],
+    ) -> Result<Applied, ApplyError> {
+        let record = self.write_file(index, DATASETS_DIR, &name, "", timestamp, content)?;
+        info!("applied STORE_FILE {} ({} bytes) at index {}", name, record.size, index);
+
+        if let Some(id) = request_id {
+            self.requests.entry(id).or_default().dataset = Some(record.clone());
+        }
+        self.datasets.insert(name, record.clone());
+        Ok(Applied::Dataset(record))
+    }
+
+    /// Writes `dir/<name>[.extension]` atomically unless it already holds these bytes.
+    fn write_file(
+        &self,
+        index: u64,
+        sub: &str,
+        name: &str,
+        extension: &str,
+        timestamp: i64,
+        content: &[u8],
+    ) -> Result<FileRecord, ApplyError> {
+        client::wire::validate_name("file name", name).map_err(|e| ApplyError::InvalidName {
+            index,
+            name: name.to_string(),
+            reason: e.message,
+        })?;
+
+        let file_name = if extension.is_empty() { name.to_string() } else { format!("{name}.{extension}") };
+        let dir = self.dir.join(sub);
+        let path = dir.join(&file_name);
+        let sha256 = hex_sha256(content);
+
+        if file_sha256(&path).as_deref() == Some(sha256.as_str()) {
+            debug!("{} already holds entry {index}; not rewritten", path.display());
+        } else {
+            write_atomically(&dir, &file_name, content)?;
+        }
+        Ok(FileRecord { name: name.to_string(), size: content.len() as u64, sha256, index, timestamp })
+    }
+
+    fn write_model_metadata(&self, record: &ModelRecord) -> Result<(), StorageError> {
+        let mut metadata = serde_json::to_value(record.info()).expect("model info always serializes");
+        metadata["sha256"] = Value::String(record.file.sha256.clone());
+        metadata["durationMs"] = json!(record.duration_ms);
+        metadata["metrics"] = record.metrics.clone();
+        let bytes = serde_json::to_vec_pretty(&metadata).expect("JSON values always serialize");
+        write_atomically(&self.dir.join(MODELS_DIR), &format!("{}.json", record.file.name), &bytes)
+    }
+}
+
+/// Writes a file through a temporary name in the same directory, fsync, rename and
+/// directory fsync, so a crash leaves either the old file or the whole new one.
+pub fn write_atomically(dir: &Path, file_name: &str, content: &[u8]) -> Result<(), StorageError> {
+    let temp = dir.join(format!(".{file_name}.tmp"));
+    write_file_synced(&temp, content)?;
+    let path = dir.join(file_name);
+    std::fs::rename(&temp, &path).map_err(|source| StorageError::Io { path, source })?;
+    sync_dir(dir)
+}
+
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn file_sha256(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|bytes| hex_sha256(&bytes))
+}
+
+/// Formats milliseconds since the Unix epoch as RFC 3339 UTC.
+pub fn format_timestamp(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, command: &Command, content: &[u8]) -> Entry {
+        Entry { index, term: 1, data: command.encode(content) }
+    }
+
+    fn store_file(name: &str, request_id: Option<&str>) -> Command {
+        Command::StoreFile { name: name.into(), timestamp: 1_700_000_000_000, request_id: request_id.map(Into::into) }
+    }
+
+    #[test]
+    fn command_round_trips() {
+        let command = store_file("a.csv", Some("r1"));
+        let data = command.encode(b"x,y\n1,2\n");
+        let (decoded, content) = Command::decode(&data).unwrap();
+        assert_eq!(decoded, command);
+        assert_eq!(&content[..], b"x,y\n1,2\n");
+    }
+
+    #[test]
+    fn store_file_writes_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut machine = StateMachine::open(dir.path()).unwrap();
+        let applied = machine.apply(&entry(1, &store_file("a.csv", Some("r1")), b"x,y\n")).unwrap();
+
+        assert!(matches!(applied, Applied::Dataset(ref r) if r.size == 4));
+        assert_eq!(std::fs::read(dir.path().join("datasets/a.csv")).unwrap(), b"x,y\n");
+        assert_eq!(machine.request("r1").unwrap().dataset.as_ref().unwrap().index, 1);
+        assert_eq!(machine.applied(), 1);
+    }
+
+    #[test]
+    fn store_model_writes_model_and_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut machine = StateMachine::open(dir.path()).unwrap();
+        let command = Command::StoreModel {
+            model_id: "m1".into(),
+            dataset: "a.csv".into(),
+            timestamp: 0,
+            request_id: Some("r2".into()),
+            duration_ms: 12,
+            metrics: json!({"accuracy": 0.97, "features": 2}),
+        };
+        machine.apply(&entry(1, &command, b"MODEL")).unwrap();
+
+        assert_eq!(std::fs::read(dir.path().join("models/m1.model")).unwrap(), b"MODEL");
+        assert!(dir.path().join("models/m1.json").exists());
+        let model = machine.model("m1").unwrap();
+        assert_eq!(model.info().accuracy, Some(0.97));
+        assert_eq!(model.train_response()["modelId"], "m1");
+        assert_eq!(machine.request("r2").unwrap().model.as_deref(), Some("m1"));
+    }
+
+    #[test]
+    fn hostile_name_in_entry_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut machine = StateMachine::open(dir.path()).unwrap();
+        let error = machine.apply(&entry(1, &store_file("../escape", None), b"x")).unwrap_err();
+        assert!(matches!(error, ApplyError::InvalidName { .. }));
+        assert!(!dir.path().join("escape").exists());
+    }
+
+    #[test]
+    fn noop_entry_only_advances_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut machine = StateMachine::open(dir.path()).unwrap();
+        let applied = machine.apply(&Entry { index: 1, term: 1, data: Bytes::new() }).unwrap();
+        assert_eq!(applied, Applied::Noop);
+        assert_eq!(machine.applied(), 1);
+    }
+}
