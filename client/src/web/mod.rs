@@ -71,29 +71,31 @@ pub fn routes(client: Client, settings: WebSettings) -> impl Filter<Extract = (R
     let state = Arc::new(AppState { client, settings, tera });
     let with_state = warp::any().map(move || state.clone());
 
-    let index = warp::get()
-        .and(warp::path::end())
+    // Path filters come before method filters, so that an unknown path is a 404 rather
+    // than the 405 of a route with the wrong method.
+    let index = warp::path::end()
+        .and(warp::get())
         .and(warp::query::<LangQuery>())
         .and(warp::cookie::optional::<String>("lang"))
         .and(warp::header::optional::<String>("accept-language"))
         .and(with_state.clone())
         .map(index_page);
-    let css = warp::get().and(warp::path!("static" / "app.css")).map(|| asset(APP_CSS, "text/css; charset=utf-8"));
-    let js = warp::get().and(warp::path!("static" / "app.js")).map(|| asset(APP_JS, "text/javascript; charset=utf-8"));
+    let css = warp::path!("static" / "app.css").and(warp::get()).map(|| asset(APP_CSS, "text/css; charset=utf-8"));
+    let js = warp::path!("static" / "app.js").and(warp::get()).map(|| asset(APP_JS, "text/javascript; charset=utf-8"));
 
-    let train = warp::post()
-        .and(warp::path!("train"))
+    let train = warp::path!("train")
+        .and(warp::post())
         .and(with_state.clone())
         .and(warp::multipart::form().max_length(form_limit))
         .then(train_handler);
-    let predict = warp::post()
-        .and(warp::path!("predict"))
+    let predict = warp::path!("predict")
+        .and(warp::post())
         .and(warp::body::content_length_limit(MAX_PREDICT_BODY_BYTES))
         .and(warp::body::bytes())
         .and(with_state.clone())
         .then(predict_handler);
-    let models = warp::get().and(warp::path!("models")).and(with_state.clone()).then(models_handler);
-    let cluster = warp::get().and(warp::path!("cluster")).and(with_state.clone()).then(cluster_handler);
+    let models = warp::path!("models").and(warp::get()).and(with_state.clone()).then(models_handler);
+    let cluster = warp::path!("cluster").and(warp::get()).and(with_state.clone()).then(cluster_handler);
 
     index
         .or(css)
