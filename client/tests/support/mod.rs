@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod real_cluster;
+
 use base64::Engine;
 use client::wire::{self, Envelope, ErrorCode, Request, WireError};
 use serde_json::{json, Value};
