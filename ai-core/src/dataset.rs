@@ -536,3 +536,104 @@ fn describe(cell: &Cell, text: &str) -> String {
         Cell::Number(_) => "valid number".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Dataset {
+        parse_csv(text.as_bytes()).expect("valid CSV")
+    }
+
+    fn error_of(text: &str) -> String {
+        parse_csv(text.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bare_cr_line_endings_count_lines() {
+        let data = parse("a,b,y\r1,2,0\rx,2,1\r3,4,1\r");
+        assert_eq!(data.rows(), 2);
+        assert_eq!(data.skipped_lines, vec![3]);
+    }
+
+    #[test]
+    fn tab_separator_is_detected() {
+        let data = parse("a\tb\ty\n1\t2\t0\n3\t4\t1\n");
+        assert_eq!(data.separator, b'\t');
+        assert_eq!(data.features, vec![1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn semicolon_with_decimal_comma() {
+        let data = parse("x;y;c\n1,5;-2,25;1\n0,5;3;0\n");
+        assert_eq!(data.separator, b';');
+        assert_eq!(data.features, vec![1.5, -2.25, 0.5, 3.0]);
+    }
+
+    #[test]
+    fn quoted_fields_keep_commas_quotes_and_newlines() {
+        let data = parse("a,b,label\n1,2,\"x, \"\"y\"\"\"\n3,4,\"two\nlines\"\n5,6,z\n");
+        assert_eq!(data.labels.texts, vec!["x, \"y\"", "two\nlines", "z"]);
+        assert_eq!(data.rows(), 3);
+    }
+
+    #[test]
+    fn skipped_row_after_multiline_field_has_its_line() {
+        let data = parse("a,label\n1,\"p\nq\"\nbad,r\n");
+        assert_eq!(data.skipped_lines, vec![4]);
+    }
+
+    #[test]
+    fn headerless_numeric_file_keeps_first_row() {
+        let data = parse("1,2,0\n3,4,1\n");
+        assert!(!data.has_header);
+        assert_eq!(data.rows(), 2);
+        assert_eq!(data.feature_names, vec!["x1", "x2"]);
+    }
+
+    #[test]
+    fn headerless_text_labels_keep_first_row() {
+        let data = parse("1,2,cat\n3,4,dog\n");
+        assert!(!data.has_header);
+        assert_eq!(data.rows(), 2);
+    }
+
+    #[test]
+    fn header_with_only_text_label_name() {
+        let data = parse("1,2,label\n3,4,0\n5,6,1\n");
+        assert!(data.has_header);
+        assert_eq!(data.rows(), 2);
+    }
+
+    #[test]
+    fn unterminated_quote_names_its_line() {
+        let error = error_of("a,b\n1,\"open\n2,3\n");
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("closing quote"), "{error}");
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line() {
+        let error = parse_csv(b"a,b\n1,2\n\xff,3\n").unwrap_err().to_string();
+        assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn whitespace_only_file_is_empty() {
+        let error = error_of("\u{feff}  \n\n \r\n");
+        assert!(error.contains("empty file"), "{error}");
+    }
+
+    #[test]
+    fn no_usable_row_lists_lines() {
+        let error = error_of("a,b\nx,1\n,2\n");
+        assert!(error.contains("no usable row"), "{error}");
+        assert!(error.contains("lines 2, 3"), "{error}");
+    }
+
+    #[test]
+    fn nonfinite_label_is_skipped() {
+        let data = parse("a,b\n1,NaN\n2,3\n");
+        assert_eq!(data.skipped_lines, vec![2]);
+    }
+}

@@ -182,3 +182,79 @@ fn class_indices(labels: &LabelColumn, classes: &[String]) -> Vec<u32> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::parse_csv;
+
+    fn labels_of(text: &str) -> LabelColumn {
+        parse_csv(text.as_bytes()).unwrap().labels
+    }
+
+    fn rows_with_labels(labels: &[&str]) -> LabelColumn {
+        let mut text = String::from("x,label\n");
+        for (i, label) in labels.iter().enumerate() {
+            text.push_str(&format!("{i},{label}\n"));
+        }
+        labels_of(&text)
+    }
+
+    #[test]
+    fn two_integer_labels_are_binary() {
+        let targets = encode_targets(&rows_with_labels(&["0", "1", "1", "0"]), TaskChoice::Auto).unwrap();
+        assert_eq!(targets.task, Task::Binary);
+        assert_eq!(targets.classes, vec!["0", "1"]);
+        assert_eq!(targets.class_of_row, vec![0, 1, 1, 0]);
+    }
+
+    #[test]
+    fn integer_classes_sort_numerically() {
+        let labels = rows_with_labels(&["10", "2", "2", "10", "3", "3", "10", "2"]);
+        let targets = encode_targets(&labels, TaskChoice::Auto).unwrap();
+        assert_eq!(targets.task, Task::Multiclass);
+        assert_eq!(targets.classes, vec!["2", "3", "10"]);
+        assert_eq!(targets.class_of_row[0], 2);
+    }
+
+    #[test]
+    fn real_labels_are_regression() {
+        let targets = encode_targets(&rows_with_labels(&["0.5", "1.25", "3", "4"]), TaskChoice::Auto).unwrap();
+        assert_eq!(targets.task, Task::Regression);
+        assert_eq!(targets.values, vec![0.5, 1.25, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn many_distinct_integers_are_regression() {
+        let labels: Vec<String> = (0..30).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        assert_eq!(detect_task(&rows_with_labels(&refs), TaskChoice::Auto).unwrap(), Task::Regression);
+    }
+
+    #[test]
+    fn text_labels_are_classes() {
+        let targets = encode_targets(&rows_with_labels(&["b", "a", "c", "a"]), TaskChoice::Auto).unwrap();
+        assert_eq!(targets.task, Task::Multiclass);
+        assert_eq!(targets.classes, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn classify_override_on_real_labels() {
+        let targets = encode_targets(&rows_with_labels(&["0.5", "1.5", "0.5"]), TaskChoice::Classify).unwrap();
+        assert_eq!(targets.task, Task::Binary);
+        assert_eq!(targets.classes, vec!["0.5", "1.5"]);
+    }
+
+    #[test]
+    fn regress_override_rejects_text() {
+        let error = encode_targets(&rows_with_labels(&["1", "a"]), TaskChoice::Regress).unwrap_err();
+        assert_eq!(error.code(), "INVALID_CSV");
+        assert!(error.to_string().contains("'a'"), "{error}");
+    }
+
+    #[test]
+    fn single_class_is_rejected() {
+        let error = encode_targets(&rows_with_labels(&["1", "1", "1"]), TaskChoice::Auto).unwrap_err();
+        assert!(error.to_string().contains("only one value"), "{error}");
+    }
+}

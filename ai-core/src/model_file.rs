@@ -282,3 +282,186 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes).map_err(|e| Error::io(context(), e))?;
     file.sync_all().map_err(|e| Error::io(context(), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TrainingInfo;
+    use crate::normalize::MinMax;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn sample_model() -> Model {
+        let mut rng = StdRng::seed_from_u64(1);
+        let network = Mlp::new_he(&[2, 4, 3], OutputActivation::Softmax, &mut rng);
+        let header = ModelHeader {
+            task: Task::Multiclass,
+            layer_sizes: vec![2, 4, 3],
+            hidden_activation: "relu".to_string(),
+            output_activation: OutputActivation::Softmax,
+            feature_names: vec!["a".to_string(), "b".to_string()],
+            label_name: "kind".to_string(),
+            normalization: MinMax {
+                min: vec![-1.5, 0.0],
+                max: vec![2.0, 0.0],
+            },
+            target_normalization: None,
+            classes: Some(vec!["x".into(), "y, z".into(), "ñ".into()]),
+            training: TrainingInfo {
+                date: "2026-01-01T00:00:00Z".to_string(),
+                epochs: 3,
+                epochs_requested: 5,
+                optimizer: "adam".to_string(),
+                learning_rate: 0.005,
+                batch_size: 32,
+                seed: 42,
+                threads: 2,
+                dataset_rows: 10,
+                training_rows: 9,
+                validation_rows: 1,
+                skipped_rows: 0,
+                loss: 0.25,
+                accuracy: Some(0.9),
+                validation_loss: Some(0.3),
+                validation_accuracy: Some(1.0),
+                r2: None,
+                rmse: None,
+            },
+        };
+        Model { header, network }
+    }
+
+    /// Rewrites the header JSON of an encoded model and fixes the checksum,
+    /// so that only the header's content is wrong.
+    fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let header_len = read_u32(bytes, 12) as usize;
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + header_len]).unwrap();
+        edit(&mut header);
+        let new_header = serde_json::to_vec(&header).unwrap();
+        let mut out = bytes[..12].to_vec();
+        out.extend_from_slice(&(new_header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&new_header);
+        out.extend_from_slice(&bytes[16 + header_len..bytes.len() - 4]);
+        let checksum = crc32fast::hash(&out);
+        out.extend_from_slice(&checksum.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn round_trip_preserves_model() {
+        let model = sample_model();
+        let decoded = decode(&encode(&model)).expect("valid file");
+        assert_eq!(decoded, model);
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.model");
+        let model = sample_model();
+        save_atomic(&model, &path).unwrap();
+        assert_eq!(load(&path, "m").unwrap(), model);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary file left behind");
+    }
+
+    #[test]
+    fn missing_file_is_model_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = load(&dir.path().join("none.model"), "none").unwrap_err();
+        assert_eq!(error.code(), "MODEL_NOT_FOUND");
+    }
+
+    #[test]
+    fn truncated_file_is_rejected() {
+        let bytes = encode(&sample_model());
+        for length in [0, 7, 15, 40, bytes.len() - 1] {
+            let error = decode(&bytes[..length]).unwrap_err();
+            assert!(error.contains("truncated"), "length {length}: {error}");
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = encode(&sample_model());
+        bytes.push(0);
+        let error = decode(&bytes).unwrap_err();
+        assert!(error.contains("too long"), "{error}");
+    }
+
+    #[test]
+    fn flipped_magic_is_rejected() {
+        let mut bytes = encode(&sample_model());
+        bytes[0] ^= 0x20;
+        let error = decode(&bytes).unwrap_err();
+        assert!(error.contains("magic"), "{error}");
+    }
+
+    #[test]
+    fn unknown_version_is_rejected() {
+        let mut bytes = encode(&sample_model());
+        bytes[8] = 99;
+        let error = decode(&bytes).unwrap_err();
+        assert!(error.contains("version 99"), "{error}");
+    }
+
+    #[test]
+    fn flipped_weight_bit_fails_checksum() {
+        let mut bytes = encode(&sample_model());
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0x01;
+        let error = decode(&bytes).unwrap_err();
+        assert!(error.contains("checksum"), "{error}");
+    }
+
+    #[test]
+    fn absurd_layer_sizes_are_rejected_before_allocation() {
+        let bytes = encode(&sample_model());
+        let huge = with_header(&bytes, |h| h["layer_sizes"] = serde_json::json!([2, 4294967295u64, 3]));
+        let error = decode(&huge).unwrap_err();
+        assert!(error.contains("layer size 4294967295"), "{error}");
+
+        let many = with_header(&bytes, |h| h["layer_sizes"] = serde_json::json!([65536, 65536, 65536]));
+        let error = decode(&many).unwrap_err();
+        assert!(error.contains("exceed the maximum"), "{error}");
+    }
+
+    #[test]
+    fn huge_header_length_is_rejected() {
+        let mut bytes = encode(&sample_model());
+        bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        let error = decode(&bytes).unwrap_err();
+        assert!(error.contains("header length"), "{error}");
+    }
+
+    #[test]
+    fn nan_weight_is_rejected() {
+        let mut model = sample_model();
+        model.network.layers[1].weights[[2, 1]] = f32::NAN;
+        let error = decode(&encode(&model)).unwrap_err();
+        assert!(error.contains("non-finite weight"), "{error}");
+    }
+
+    #[test]
+    fn inconsistent_header_is_rejected() {
+        let bytes = encode(&sample_model());
+        let wrong_classes = with_header(&bytes, |h| h["classes"] = serde_json::json!(["a", "b"]));
+        let error = decode(&wrong_classes).unwrap_err();
+        assert!(error.contains("does not match"), "{error}");
+
+        let wrong_width = with_header(&bytes, |h| h["normalization"]["min"] = serde_json::json!([0.0]));
+        let error = decode(&wrong_width).unwrap_err();
+        assert!(error.contains("normalization"), "{error}");
+    }
+
+    #[test]
+    fn oversized_file_is_rejected_by_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.model");
+        let file = File::create(&path).unwrap();
+        file.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let error = load(&path, "big").unwrap_err();
+        assert_eq!(error.code(), "INVALID_MODEL");
+        assert!(error.to_string().contains("exceed the maximum"), "{error}");
+    }
+}

@@ -375,3 +375,137 @@ fn mask_inactive(gradient: &mut [f32], activation: &[f32]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// Summed loss of `rows` rows after a forward pass, and which hidden
+    /// ReLU units were active.
+    fn total_loss(net: &Mlp, workspace: &mut Workspace, rows: usize) -> (f64, Vec<bool>) {
+        workspace.forward(net, rows);
+        let hidden = &workspace.activations[1..net.layers.len()];
+        let active = hidden
+            .iter()
+            .flat_map(|a| a.slice(s![..rows, ..]).iter().map(|&v| v > 0.0).collect::<Vec<_>>())
+            .collect();
+        (workspace.loss_and_correct(net.output, rows).0, active)
+    }
+
+    /// Compares every analytic gradient entry with a central finite
+    /// difference of the summed loss.
+    fn check_gradients(output: OutputActivation, outputs: usize) {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut net = Mlp::new_he(&[3, 5, 4, outputs], output, &mut rng);
+        for layer in &mut net.layers {
+            layer.bias.iter_mut().for_each(|b| *b = rng.gen_range(-0.3..0.3));
+        }
+        let rows = 6;
+        let mut workspace = Workspace::new(&net, rows);
+        workspace.input_mut(rows).mapv_inplace(|_| rng.gen_range(-1.0..1.0));
+        for (row, mut target) in workspace.targets_mut(rows).rows_mut().into_iter().enumerate() {
+            match output {
+                OutputActivation::Sigmoid => target[0] = (row % 2) as f32,
+                OutputActivation::Softmax => target[row % outputs] = 1.0,
+                OutputActivation::Identity => target[0] = rng.gen_range(-1.0..1.0),
+            }
+        }
+
+        let (_, base_active) = total_loss(&net, &mut workspace, rows);
+        workspace.backward(&net, rows);
+        let analytic = workspace.gradients.clone();
+
+        let step = 1e-3f32;
+        let mut checked = 0;
+        for layer in 0..net.layers.len() {
+            for part in 0..2 {
+                let count = net.layers[layer].parameters()[part].len();
+                for index in 0..count {
+                    let original = net.layers[layer].parameters()[part][index];
+                    net.layers[layer].parameters_mut()[part][index] = original + step;
+                    let (plus, plus_active) = total_loss(&net, &mut workspace, rows);
+                    net.layers[layer].parameters_mut()[part][index] = original - step;
+                    let (minus, minus_active) = total_loss(&net, &mut workspace, rows);
+                    net.layers[layer].parameters_mut()[part][index] = original;
+                    if plus_active != base_active || minus_active != base_active {
+                        // A ReLU kink lies inside the step, where the loss
+                        // has no derivative to compare with.
+                        continue;
+                    }
+
+                    let numeric = (plus - minus) / (2.0 * step as f64);
+                    let exact = analytic[layer].parameters()[part][index] as f64;
+                    let tolerance = 2e-2 * (1.0 + exact.abs());
+                    assert!(
+                        (numeric - exact).abs() < tolerance,
+                        "{output:?} layer {layer} part {part} index {index}: analytic {exact}, numeric {numeric}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} parameters checked");
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_sigmoid() {
+        check_gradients(OutputActivation::Sigmoid, 1);
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_softmax() {
+        check_gradients(OutputActivation::Softmax, 3);
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_identity() {
+        check_gradients(OutputActivation::Identity, 1);
+    }
+
+    #[test]
+    fn chunked_gradients_sum_to_full_batch() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let net = Mlp::new_he(&[4, 8, 3], OutputActivation::Softmax, &mut rng);
+        let rows = 10;
+        let inputs: Vec<f32> = (0..rows * 4).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let targets: Vec<f32> = (0..rows * 3).map(|i| f32::from(i % 3 == (i / 3) % 3)).collect();
+        let all: Vec<u32> = (0..rows as u32).collect();
+
+        let mut full = Workspace::new(&net, rows);
+        full.load_rows(&inputs, &targets, &all);
+        full.forward(&net, rows);
+        full.backward(&net, rows);
+
+        let mut summed = net.zeros_like();
+        for part in all.chunks(4) {
+            let mut chunk = Workspace::new(&net, 4);
+            chunk.load_rows(&inputs, &targets, part);
+            chunk.forward(&net, part.len());
+            chunk.backward(&net, part.len());
+            for (sum, layer) in summed.iter_mut().zip(&chunk.gradients) {
+                sum.weights += &layer.weights;
+                sum.bias += &layer.bias;
+            }
+        }
+        for (sum, layer) in summed.iter().zip(&full.gradients) {
+            let difference = (&sum.weights - &layer.weights).mapv(f32::abs).sum();
+            assert!(difference < 1e-4, "weight gradients differ by {difference}");
+            let difference = (&sum.bias - &layer.bias).mapv(f32::abs).sum();
+            assert!(difference < 1e-4, "bias gradients differ by {difference}");
+        }
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let net = Mlp::new_he(&[2, 6, 4], OutputActivation::Softmax, &mut rng);
+        let inputs = ndarray::arr2(&[[0.1f32, -0.4], [100.0, 50.0]]);
+        let outputs = net.predict(inputs.view());
+        for row in outputs.rows() {
+            assert!((row.sum() - 1.0).abs() < 1e-5, "row {row} does not sum to 1");
+            assert!(row.iter().all(|p| p.is_finite()), "row {row} is not finite");
+        }
+    }
+}

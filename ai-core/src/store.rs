@@ -79,3 +79,39 @@ pub fn parse_vector(text: &str) -> Result<Vec<f64>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_valid_model_ids() {
+        for id in ["m1", "model-2.v3_final", "A", &"x".repeat(128)] {
+            assert!(validate_model_id(id).is_ok(), "{id} rejected");
+        }
+    }
+
+    #[test]
+    fn rejects_unsafe_model_ids() {
+        let long = "x".repeat(129);
+        for id in ["", "../../etc/passwd", "a/b", ".hidden", "a b", "m\\1", "é", long.as_str()] {
+            let error = validate_model_id(id).unwrap_err();
+            assert_eq!(error.code(), "INVALID_NAME", "{id}");
+        }
+    }
+
+    #[test]
+    fn parses_vector_forms() {
+        assert_eq!(parse_vector("0.5,0.1").unwrap(), vec![0.5, 0.1]);
+        assert_eq!(parse_vector(" [0.5, -1e2] ").unwrap(), vec![0.5, -100.0]);
+        assert_eq!(parse_vector("3").unwrap(), vec![3.0]);
+    }
+
+    #[test]
+    fn rejects_bad_vectors() {
+        for text in ["", "[]", "a,1", "1,,2", "NaN", "1,inf", "[1,2"] {
+            let error = parse_vector(text).unwrap_err();
+            assert_eq!(error.code(), "INVALID_PAYLOAD", "{text}");
+        }
+    }
+}
