@@ -205,8 +205,9 @@ async fn drive_page(browser: &Browser, base: &str, work: &Path, out: &Path) -> R
 async fn steps(browser: &Browser, base: &str, work: &Path, out: &Path) {
     let good_csv = work.join("circles.csv");
     std::fs::write(&good_csv, client::stress::data::circles(200, 42)).unwrap();
-    let bad_csv = work.join("broken.csv");
-    std::fs::write(&bad_csv, "x,y,class\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
+    // Plain text with one column: no feature columns, which every CSV reader rejects.
+    let bad_csv = work.join("notes.txt");
+    std::fs::write(&bad_csv, "hello world\nthis is not a csv file\n").unwrap();
 
     browser.goto(&format!("{base}/?lang=en")).await.unwrap();
     wait_for(browser, "#train-form", UI_DEADLINE).await;
