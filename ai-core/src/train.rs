@@ -313,11 +313,12 @@ fn build_matrix(
 }
 
 /// Fills `r2` and `rmse` in label units from the summed half squared error
-/// on scaled targets; scaling is linear, so errors scale by the label range.
+/// on scaled targets. Scaling is linear, so an error of 1 in scaled units is
+/// `unit` in label units.
 fn add_regression_metrics(header: &mut ModelHeader, targets: &Targets, rows: &[usize], loss_sum: f64) {
     let scaler = header.target_normalization.as_ref().expect("regression scaler");
-    let range = scaler.max[0] - scaler.min[0];
-    let squared_error = 2.0 * loss_sum * range * range;
+    let unit = scaler.unscale(0, 1.0) - scaler.unscale(0, 0.0);
+    let squared_error = 2.0 * loss_sum * unit * unit;
     let count = rows.len() as f64;
     let mean = rows.iter().map(|&r| targets.values[r]).sum::<f64>() / count;
     let total: f64 = rows.iter().map(|&r| (targets.values[r] - mean).powi(2)).sum();
