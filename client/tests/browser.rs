@@ -7,7 +7,7 @@
 //! it fails. The `node` and `ai-core` binaries come from NODE_BIN and AI_CORE_BIN or from
 //! the target directory of this test; build them first with
 //! `cargo build -p node -p ai-core`. Only outside CI, when they are missing, the test
-//! runs against the in-process mock cluster instead and says so.
+//! runs against the in-process mock cluster instead and prints a warning.
 
 mod support;
 
@@ -196,7 +196,7 @@ async fn web_page_in_chromium() {
     }
 }
 
-/// The user's steps. Runs inside catch_unwind so the browser and processes are cleaned
+/// Runs the user's steps inside catch_unwind, so the browser and processes are cleaned
 /// up before a failure propagates.
 async fn drive_page(browser: &Browser, base: &str, work: &Path, out: &Path) -> Result<(), Box<dyn std::any::Any + Send>> {
     AssertUnwindSafe(steps(browser, base, work, out)).catch_unwind().await
@@ -242,7 +242,8 @@ async fn steps(browser: &Browser, base: &str, work: &Path, out: &Path) {
 
     // The log recorded both actions.
     let log = browser.find(Locator::Id("log")).await.unwrap().text().await.unwrap();
-    assert!(log.contains("TRAIN browser-m1") && log.contains("PREDICT browser-m1"), "log: {log}");
+    assert!(log.contains("TRAIN browser-m1"), "log: {log}");
+    assert!(log.contains("PREDICT browser-m1"), "log: {log}");
 
     // An invalid file shows the cluster's error.
     browser.find(Locator::Id("tab-train")).await.unwrap().click().await.unwrap();
@@ -253,7 +254,8 @@ async fn steps(browser: &Browser, base: &str, work: &Path, out: &Path) {
     browser.find(Locator::Id("train-submit")).await.unwrap().click().await.unwrap();
     let (state, text) = wait_for_result(browser, "train-result", TRAIN_DEADLINE).await;
     assert_eq!(state, "error", "the invalid file was accepted: {text}");
-    assert!(text.starts_with("Training failed: ") && text.len() > "Training failed: ".len(), "error text: {text}");
+    let detail = text.strip_prefix("Training failed: ").unwrap_or_else(|| panic!("error text: {text}"));
+    assert!(!detail.trim().is_empty(), "the error has no detail: {text}");
     screenshot(browser, out, "train-error.png").await;
 
     // Switch to Spanish; the choice survives a reload without the query parameter.

@@ -85,7 +85,9 @@ async fn status_table_marks_dead_node() {
     let text = stdout(&output);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("NODE"), "header: {}", lines[0]);
-    assert!(lines[1].starts_with("Node_A") && lines[1].contains("leader") && lines[1].ends_with("yes"), "row: {}", lines[1]);
+    assert!(lines[1].starts_with("Node_A"), "row: {}", lines[1]);
+    assert!(lines[1].contains("leader"), "row: {}", lines[1]);
+    assert!(lines[1].ends_with("yes"), "row: {}", lines[1]);
     assert!(lines[2].contains("follower"), "row: {}", lines[2]);
     assert!(lines[3].ends_with("no"), "row: {}", lines[3]);
 }
@@ -164,7 +166,8 @@ async fn stress_reports_mix() {
     let trains = report["by_type"]["TRAIN"]["requests"].as_u64().unwrap();
     let predicts = report["by_type"]["PREDICT"]["requests"].as_u64().unwrap();
     assert_eq!(trains + predicts, 200);
-    assert!(trains > 5 && trains < 40, "{trains} trains at fraction 0.1");
+    assert!(trains > 5, "{trains} trains at fraction 0.1");
+    assert!(trains < 40, "{trains} trains at fraction 0.1");
     // One setup training plus the mix's TRAIN requests.
     assert_eq!(cluster.trains_applied() as u64, trains + 1);
 }

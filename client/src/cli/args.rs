@@ -1,4 +1,4 @@
-//! Command-line flags, parsed by clap; each flag's help says what it sets and in what unit.
+//! Command-line flags, parsed by clap. Each flag's help states what it sets and in what unit.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

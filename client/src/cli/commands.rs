@@ -74,7 +74,7 @@ async fn models(client: &Client, json: bool) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-/// Prints every node's status; exits 3 when no node answered.
+/// Prints every node's status and exits 3 when no node responded.
 async fn status(client: &Client, json: bool) -> Result<Exit, CliError> {
     let statuses = client.status_all().await;
     if json {
@@ -86,7 +86,7 @@ async fn status(client: &Client, json: bool) -> Result<Exit, CliError> {
     if statuses.iter().all(|(_, result)| result.is_err()) {
         return Err(CliError {
             exit: Exit::Unreachable,
-            message: "no node answered; start the cluster (make cluster) or pass its addresses with --nodes".into(),
+            message: "no node responded; start the cluster (make cluster) or pass its addresses with --nodes".into(),
         });
     }
     Ok(Exit::Ok)

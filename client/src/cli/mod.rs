@@ -16,7 +16,7 @@ use clap::Parser;
 use crate::net::{ClientConfig, ClientError};
 pub use args::Cli;
 
-/// How a command ended, as the process exit code.
+/// Process exit code of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use crate::wire::{ErrorCode, WireError};
 
-/// Why a request did not succeed.
+/// Failure of a request, by who can act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The caller's input was rejected before anything was sent.
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
-    /// A node answered `success: false` with an error that retrying would not fix.
+    /// A node returned `success: false` with an error that retrying would not fix.
     #[error("{node} rejected the request: {} ({})", error.message, error.code)]
     Rejected { node: String, error: WireError },
 
@@ -19,7 +19,7 @@ pub enum ClientError {
     #[error("no node reachable after {attempts} attempts (tried {nodes}); last error: {last}")]
     Unreachable { nodes: String, attempts: u32, last: String },
 
-    /// Nodes answered, but only with retryable errors such as NOT_LEADER, until the
+    /// Nodes responded, but only with retryable errors such as NOT_LEADER, until the
     /// attempts ran out.
     #[error("the cluster could not serve the request after {attempts} attempts; last error: {} ({})", last.message, last.code)]
     NoLeader { attempts: u32, last: WireError },
@@ -34,7 +34,7 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The wire error code when a node rejected the request.
+    /// Returns the wire error code when a node rejected the request.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Rejected { error, .. } => Some(error.code),
@@ -43,7 +43,7 @@ impl ClientError {
         }
     }
 
-    /// Whether no node of the cluster could be reached at all.
+    /// Returns whether no node of the cluster could be reached at all.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Unreachable { .. })
     }

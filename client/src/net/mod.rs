@@ -1,6 +1,6 @@
 //! Reconnecting client for the cluster's JSON-lines protocol.
 //!
-//! A [`Client`] knows the client address of every node. Each logical request gets a
+//! A [`Client`] stores the client address of every node. Each logical request gets a
 //! fresh `request_id` and starts at the next node in round-robin order (writes start
 //! at the last known leader). Failures move the request along:
 //!
@@ -75,12 +75,12 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// A default configuration for the given node addresses.
+    /// Builds the default configuration for the given node addresses.
     pub fn with_nodes<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> ClientConfig {
         ClientConfig { nodes: nodes.into_iter().map(Into::into).collect(), ..ClientConfig::default() }
     }
 
-    /// The response timeout for `request`.
+    /// Returns the response timeout for `request`.
     pub fn timeout_for(&self, request: &Request) -> Duration {
         if request.is_write() {
             self.train_timeout
@@ -267,7 +267,7 @@ impl Client {
         turn
     }
 
-    /// Records what a success response tells about the cluster and wraps it.
+    /// Records the node id and leadership that a success response reports, and wraps it.
     fn accept(&self, index: usize, body: Map<String, Value>) -> Reply {
         let slot = &self.shared.nodes[index];
         if let Some(id) = body.get("node").and_then(Value::as_str) {
@@ -361,7 +361,7 @@ impl Retry {
         Retry { node, attempts: 0, failed_in_pass: 0, backoff, last_reply: None, last_io: None }
     }
 
-    /// The error once attempts run out: `NoLeader` if some node answered, else `Unreachable`.
+    /// Builds the error once attempts run out: `NoLeader` if some node responded, else `Unreachable`.
     fn into_error(self, config: &ClientConfig) -> ClientError {
         match self.last_reply {
             Some(last) => ClientError::NoLeader { attempts: self.attempts, last },
@@ -394,7 +394,7 @@ impl Backoff {
     }
 }
 
-/// A new random request id: 32 hexadecimal digits.
+/// Generates a random request id of 32 hexadecimal digits.
 pub fn new_request_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
@@ -403,8 +403,8 @@ fn check_name(kind: &str, name: &str) -> Result<(), ClientError> {
     wire::validate_name(kind, name).map_err(|e| ClientError::InvalidInput(e.message))
 }
 
-/// Locks a std mutex, recovering the data if a panicking holder poisoned it; every value
-/// kept behind these mutexes stays valid at any point of an update.
+/// Locks a std mutex, recovering the data if a panicking holder poisoned it. That is safe
+/// because every value behind these mutexes is replaced whole, never left half-updated.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -10,9 +10,9 @@ use super::connection::Connection;
 use super::{lock, ClientConfig};
 use crate::wire::{self, ErrorCode, WireError};
 
-/// How one attempt at one node failed.
+/// Failure of one attempt at one node.
 pub(crate) enum AttemptError {
-    /// The node answered `success: false`.
+    /// The node returned `success: false`.
     Rejected(WireError),
     /// Connecting failed, or the connection broke before a response arrived.
     Io(io::Error),

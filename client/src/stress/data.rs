@@ -26,7 +26,7 @@ pub fn circles(rows: usize, seed: u64) -> String {
     csv
 }
 
-/// A random point in the square that holds both rings, as a prediction input.
+/// Returns a random point in the square around both rings, as a prediction input.
 pub fn circles_point(rng: &mut impl Rng) -> Vec<f64> {
     (0..CIRCLES_FEATURES).map(|_| rng.gen_range(-3.5..3.5)).collect()
 }

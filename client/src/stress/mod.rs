@@ -90,7 +90,7 @@ struct Sample {
     error: Option<String>,
 }
 
-/// What a run did: the totals printed to the terminal and written with `--report`.
+/// Totals of a run, printed to the terminal and written with `--report`.
 #[derive(Clone, Debug, Serialize)]
 pub struct StressReport {
     pub model: String,
@@ -112,7 +112,7 @@ pub struct StressReport {
     pub errors: Vec<(String, usize)>,
 }
 
-/// Why a run could not start.
+/// Failure to start a run.
 #[derive(Debug, thiserror::Error)]
 pub enum StressError {
     #[error("invalid stress settings: {0}")]

@@ -106,7 +106,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("loaded_models", "Models loaded", "Modelos cargados"),
 ];
 
-/// The page's texts in `lang`, by key.
+/// Returns the page's texts in `lang`, by key.
 pub fn texts(lang: Lang) -> BTreeMap<&'static str, &'static str> {
     TEXTS.iter().map(|&(key, en, es)| (key, if lang == Lang::Es { es } else { en })).collect()
 }
@@ -135,7 +135,8 @@ mod tests {
     #[test]
     fn every_text_translated() {
         for (key, en, es) in TEXTS {
-            assert!(!en.is_empty() && !es.is_empty(), "text {key} is empty");
+            assert!(!en.is_empty(), "English text {key} is empty");
+            assert!(!es.is_empty(), "Spanish text {key} is empty");
         }
         assert_eq!(texts(Lang::Es)["tab_train"], "Entrenamiento");
     }

@@ -63,7 +63,7 @@ pub fn bind(
     warp::serve(routes(client, settings)).try_bind_ephemeral(addr)
 }
 
-/// All routes of the web client.
+/// Builds all routes of the web client.
 pub fn routes(client: Client, settings: WebSettings) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let form_limit = settings.max_upload_bytes.saturating_add(FORM_OVERHEAD_BYTES);
     let mut tera = tera::Tera::default();
@@ -160,7 +160,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     response
 }
 
-/// A JSON error reply: `{"success": false, "error", "code"}` with an HTTP status.
+/// Builds a JSON error reply `{"success": false, "error", "code"}` with an HTTP status.
 fn error_reply(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({"success": false, "error": message.into(), "code": code});
     warp::reply::with_status(warp::reply::json(&body), status).into_response()

@@ -1,5 +1,5 @@
 //! A mock cluster for tests: nodes that speak the JSON-lines protocol on 127.0.0.1 ports
-//! picked by the OS, keep models in memory, and can be told to misbehave.
+//! picked by the OS, keep models in memory, and misbehave when a test script requests it.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -29,8 +29,8 @@ pub enum Action {
     NormalThenDrop,
 }
 
-/// A test's override: node index, the request and how many requests of the same id
-/// were seen before (0 for the first) go in; an action comes out.
+/// A test's override, called with the node index, the request and the number of earlier
+/// requests with the same id (0 for the first). It returns the node's action.
 pub type Script = Arc<dyn Fn(usize, &Envelope, usize) -> Action + Send + Sync>;
 
 /// One request as a node received it.
@@ -98,7 +98,7 @@ impl MockCluster {
     }
 }
 
-/// An address where nothing listens: a port the OS handed out and that is closed again.
+/// Returns an address where nothing listens: a port the OS handed out, closed again.
 pub async fn dead_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use client::net::{Client, ClientConfig};
 
 /// Locates a workspace binary: the `env_var` override, else the target directory that
-/// holds this test executable (where `cargo build --workspace` puts it).
+/// contains this test executable (where `cargo build --workspace` puts it).
 pub fn find_binary(name: &str, env_var: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(env_var) {
         return Some(PathBuf::from(path));

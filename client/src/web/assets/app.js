@@ -169,9 +169,9 @@ function renderModels(models) {
   $("models-empty").hidden = models.length > 0;
 }
 
-function fillModelSelect(models, wanted) {
+function fillModelSelect(models, preferred) {
   const select = $("predict-model");
-  const keep = wanted || select.value;
+  const keep = preferred || select.value;
   select.replaceChildren();
   for (const m of models) {
     const option = new Option(m.features ? `${m.id} (${m.features})` : m.id, m.id);
@@ -198,7 +198,13 @@ async function pollCluster() {
   const up = body.nodes.filter((n) => n.reachable);
   const leaderNode = up.find((n) => n.status.isLeader);
   const leader = leaderNode ? leaderNode.status.node : null;
-  badge.className = up.length === 0 ? "badge error" : leader ? "badge ok" : "badge";
+  if (up.length === 0) {
+    badge.className = "badge error";
+  } else if (leader) {
+    badge.className = "badge ok";
+  } else {
+    badge.className = "badge";
+  }
   const leaderText = leader ? `${T.leader} ${leader}` : T.no_leader;
   badge.textContent = `${T.cluster}: ${up.length}/${body.nodes.length} ${T.nodes_up}, ${leaderText}`;
   if (leader !== lastLeader) {
