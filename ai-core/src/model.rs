@@ -114,12 +114,12 @@ impl Model {
         let classes = self.header.classes.as_deref().unwrap_or(&[]);
         match self.header.task {
             Task::Binary => Prediction {
-                outputs: vec![output[0] as f64],
+                outputs: vec![widen(output[0])],
                 label: Some(classes[usize::from(output[0] >= 0.5)].clone()),
                 value: None,
             },
             Task::Multiclass => Prediction {
-                outputs: output.iter().map(|&v| v as f64).collect(),
+                outputs: output.iter().map(|&v| widen(v)).collect(),
                 label: Some(classes[argmax(output)].clone()),
                 value: None,
             },
@@ -134,4 +134,10 @@ impl Model {
             }
         }
     }
+}
+
+/// Converts an `f32` output to the `f64` with the same shortest decimal form,
+/// so JSON shows `0.93` rather than `0.9300000071525574`.
+fn widen(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(value as f64)
 }
