@@ -41,7 +41,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const UNITS_PER_TICK: u64 = 10;
-const CHAOS_TICKS: u64 = 400;
+const CHAOS_TICKS: u64 = 1000;
 /// Ticks allowed for election and catch-up after healing. Two election
 /// timeouts (at most 30 ticks each with the default config), plus a
 /// check-quorum period and snapshot transfer, fit well within this.
@@ -174,8 +174,8 @@ struct SimNode {
     crash_plan: CrashPlan,
     /// Commit index seen in this incarnation.
     commit_seen: u64,
-    /// Global commit index at the moment this node became leader, checked
-    /// against its storage once the Ready of that step is stored.
+    /// Term this node just became leader of; its log is checked against
+    /// the committed log once the Ready of that step is stored.
     completeness_check: Option<u64>,
 }
 
@@ -217,6 +217,10 @@ struct Faults {
     crash_per_tick: f64,
     propose_per_tick: f64,
     compact_every: u64,
+    /// Small batches let a leader's AppendEntries end before its no-op,
+    /// which the commit rule for earlier terms has to handle.
+    max_append_entries: usize,
+    max_in_flight: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -270,8 +274,10 @@ struct Sim {
     leader_of_term: BTreeMap<u64, usize>,
     /// Prefix hash of every stored (index, term), across all nodes.
     entry_hashes: HashMap<(u64, u64), u64>,
-    /// Prefix hash of each committed index; element 0 stands for the empty log.
-    committed: Vec<u64>,
+    /// Prefix hash of each committed index, and the term of the node that
+    /// first saw it committed (the entry was committed in that term or
+    /// earlier). Element 0 stands for the empty log.
+    committed: Vec<(u64, u64)>,
     /// Proposal id and state hash after applying each index.
     applied: Vec<(u64, u64)>,
     next_proposal: u64,
@@ -287,9 +293,11 @@ impl Sim {
             drop: rng.gen_range(0.0..0.15),
             duplicate: rng.gen_range(0.0..0.05),
             long_delay: rng.gen_range(0.0..0.10),
-            crash_per_tick: rng.gen_range(0.0..0.004),
+            crash_per_tick: rng.gen_range(0.0..0.01),
             propose_per_tick: rng.gen_range(0.05..0.5),
             compact_every: rng.gen_range(5..40),
+            max_append_entries: [1, 2, 16][rng.gen_range(0..3)],
+            max_in_flight: [1, 8][rng.gen_range(0..2)],
         };
         // Safety must hold without pre-vote and check-quorum too.
         let pre_vote = rng.gen_bool(0.85);
@@ -323,7 +331,7 @@ impl Sim {
             chaos: true,
             leader_of_term: BTreeMap::new(),
             entry_hashes: HashMap::new(),
-            committed: vec![0],
+            committed: vec![(0, 0)],
             applied: vec![(0, 0)],
             next_proposal: 1,
             stats: Stats { seeds: 1, ..Stats::default() },
@@ -442,7 +450,13 @@ impl Sim {
             self.next_topology_change = self.tick + self.rng.gen_range(20..120);
         }
         for i in 0..self.nodes.len() {
-            if self.nodes[i].raft.is_none() || !self.rng.gen_bool(self.faults.crash_per_tick) {
+            let Some(raft) = self.nodes[i].raft.as_ref() else {
+                continue;
+            };
+            // Leaders crash more often: their crashes create the divergent
+            // logs that the commit and election rules must handle.
+            let rate = if raft.is_leader() { self.faults.crash_per_tick * 4.0 } else { self.faults.crash_per_tick };
+            if !self.rng.gen_bool(rate.min(1.0)) {
                 continue;
             }
             match self.rng.gen_range(0..3) {
@@ -557,8 +571,8 @@ impl Sim {
         config.pre_vote = self.pre_vote;
         config.check_quorum = self.check_quorum;
         config.snapshot_chunk_bytes = 64;
-        config.max_append_entries = 16;
-        config.max_in_flight = 8;
+        config.max_append_entries = self.faults.max_append_entries;
+        config.max_in_flight = self.faults.max_in_flight;
         config.seed = mix(mix(self.seed, i as u64), node.incarnation);
         let mut raft = match Raft::new(config, node.storage.restored_state()) {
             Ok(raft) => raft,
@@ -616,7 +630,7 @@ impl Sim {
             None => {
                 self.leader_of_term.insert(term, i);
                 self.stats.leaders_elected += 1;
-                self.nodes[i].completeness_check = Some(self.committed.len() as u64 - 1);
+                self.nodes[i].completeness_check = Some(term);
                 self.log(|| format!("node {i}: leader of term {term}"));
             }
         }
@@ -741,16 +755,27 @@ impl Sim {
         self.nodes[i].commit_seen = commit;
         self.check_committed_prefix(i, commit);
 
-        if let Some(committed_at_election) = self.nodes[i].completeness_check.take() {
-            let storage = &self.nodes[i].storage;
-            let point = committed_at_election.max(storage.snapshot_index());
-            let ours = storage.hash_at(point);
-            let expected = self.committed.get(point as usize).copied();
-            if expected.is_some() && ours != expected {
-                self.fail(format!(
-                    "leader completeness: node {i} leads without committed entry {committed_at_election} in its log"
-                ));
-            }
+        if let Some(term) = self.nodes[i].completeness_check.take() {
+            self.check_leader_completeness(i, term);
+        }
+    }
+
+    /// Raft paper, section 5.4: a leader of `term` holds every entry
+    /// committed in an earlier term. Leaders of earlier terms may lack
+    /// entries committed later, so only entries first seen committed in a
+    /// term below `term` are required.
+    fn check_leader_completeness(&self, i: usize, term: u64) {
+        let Some(required) = self.committed.iter().rposition(|&(_, seen_in)| seen_in < term) else {
+            return;
+        };
+        let storage = &self.nodes[i].storage;
+        let point = (required as u64).max(storage.snapshot_index());
+        let ours = storage.hash_at(point);
+        let expected = self.committed.get(point as usize).map(|&(hash, _)| hash);
+        if expected.is_some() && ours != expected {
+            self.fail(format!(
+                "leader completeness: node {i} leads term {term} without entry {required}, committed in an earlier term"
+            ));
         }
     }
 
@@ -759,7 +784,7 @@ impl Sim {
         let known = self.committed.len() as u64 - 1;
         if commit <= known {
             if let Some(ours) = storage.hash_at(commit) {
-                if ours != self.committed[commit as usize] {
+                if ours != self.committed[commit as usize].0 {
                     self.fail(format!("node {i}: committed entry {commit} differs from the committed log"));
                 }
             }
@@ -772,13 +797,14 @@ impl Sim {
             ));
         }
         if let Some(ours) = storage.hash_at(known) {
-            if ours != self.committed[known as usize] {
+            if ours != self.committed[known as usize].0 {
                 self.fail(format!("node {i}: commits past {known}, but its entry {known} differs from the committed one"));
             }
         }
+        let term = self.nodes[i].raft.as_ref().unwrap().term();
         for index in known + 1..=commit {
             let hash = storage.hash_at(index).expect("entries after the snapshot are stored");
-            self.committed.push(hash);
+            self.committed.push((hash, term));
         }
     }
 
