@@ -2,15 +2,16 @@
 //! crashing nodes.
 //!
 //! One u64 seed drives everything: cluster size, fault rates, message
-//! delays, partitions, crashes, client proposals and compaction. Time is
-//! virtual (a tick is `UNITS_PER_TICK` time units; a message takes 1 to 8
-//! units, sometimes much longer). After every event the harness checks:
+//! loss, duplication and delays (which reorder messages), partitions,
+//! crashes, clock speeds, client proposals and compaction. Time is virtual
+//! (a tick is `UNITS_PER_TICK` time units; a message takes 1 to 8 units,
+//! sometimes much longer). After every event the harness checks:
 //!
 //! - election safety: at most one leader per term over the whole run;
 //! - log matching: two stored entries with the same index and term have
 //!   identical prefixes (each stored entry carries a hash of its prefix);
-//! - leader completeness: a new leader's log holds every entry that was
-//!   committed when it was elected;
+//! - leader completeness: the log of a leader of term T contains every
+//!   entry committed in a term before T;
 //! - state-machine safety: no index is applied with different data on two
 //!   nodes, and every node's state after index i is the same;
 //! - the commit index never decreases, in memory or on disk, and a node
@@ -58,7 +59,7 @@ fn mix(hash: u64, value: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Returns the proposal id carried by an entry; 0 for the leader's no-op.
+/// Returns the proposal id carried by an entry, or 0 for the leader's no-op.
 fn proposal_id(entry: &Entry) -> u64 {
     if entry.data.is_empty() {
         return 0;
@@ -104,7 +105,8 @@ impl StateMachine {
 
     fn decode(data: &[u8]) -> StateMachine {
         let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
-        assert!(data.len() >= 16 && data.len() % 8 == 0, "snapshot of {} bytes is malformed", data.len());
+        assert!(data.len() >= 16, "snapshot of {} bytes is too short", data.len());
+        assert_eq!(data.len() % 8, 0, "snapshot of {} bytes is not whole words", data.len());
         let ids = (2..data.len() / 8).map(word).collect();
         StateMachine { applied: word(0), hash: word(1), ids }
     }
@@ -174,8 +176,8 @@ struct SimNode {
     crash_plan: CrashPlan,
     /// Commit index seen in this incarnation.
     commit_seen: u64,
-    /// Term this node just became leader of; its log is checked against
-    /// the committed log once the Ready of that step is stored.
+    /// Term this node just became leader of. Its log is checked against the
+    /// committed log once the Ready of that step is stored.
     completeness_check: Option<u64>,
 }
 
@@ -221,6 +223,9 @@ struct Faults {
     /// which the commit rule for earlier terms has to handle.
     max_append_entries: usize,
     max_in_flight: usize,
+    /// Per node, the chance that a tick is skipped: clocks run at different
+    /// speeds, so timeouts expire in varying order.
+    skip_tick: Vec<f64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -267,7 +272,7 @@ struct Sim {
     order: u64,
     now: u64,
     tick: u64,
-    /// `blocked[from][to]`: the link drops everything.
+    /// `blocked[from][to]` is true when the link drops every message.
     blocked: Vec<Vec<bool>>,
     next_topology_change: u64,
     chaos: bool,
@@ -298,6 +303,7 @@ impl Sim {
             compact_every: rng.gen_range(5..40),
             max_append_entries: [1, 2, 16][rng.gen_range(0..3)],
             max_in_flight: [1, 8][rng.gen_range(0..2)],
+            skip_tick: (0..size).map(|_| rng.gen_range(0.0..0.3)).collect(),
         };
         // Safety must hold without pre-vote and check-quorum too.
         let pre_vote = rng.gen_bool(0.85);
@@ -354,8 +360,8 @@ impl Sim {
         }
     }
 
-    fn fail(&self, what: String) -> ! {
-        panic!("seed {}: invariant violated at tick {}: {what}", self.seed, self.tick);
+    fn fail(&self, violation: String) -> ! {
+        panic!("seed {}: invariant violated at tick {}: {violation}", self.seed, self.tick);
     }
 
     fn run(mut self) -> Stats {
@@ -397,6 +403,9 @@ impl Sim {
         }
         self.restart_due_nodes();
         for i in 0..self.nodes.len() {
+            if self.chaos && self.rng.gen_bool(self.faults.skip_tick[i]) {
+                continue;
+            }
             let Some(raft) = self.nodes[i].raft.as_mut() else {
                 continue;
             };
@@ -493,7 +502,7 @@ impl Sim {
             }
             3 | 4 => {
                 // Bridge: only the link between the leader and one follower is
-                // cut, both ways; everyone else still reaches both.
+                // cut, both ways. Every other node still reaches both.
                 let a = leader.unwrap_or_else(|| self.rng.gen_range(0..size));
                 let mut b = self.rng.gen_range(0..size - 1);
                 if b >= a {
@@ -530,14 +539,14 @@ impl Sim {
         }
     }
 
-    fn crash(&mut self, i: usize, why: &str) {
+    fn crash(&mut self, i: usize, reason: &str) {
         let node = &mut self.nodes[i];
         node.raft = None;
         node.crash_plan = CrashPlan::None;
         node.completeness_check = None;
         node.restart_at = self.tick + self.rng.gen_range(5..80);
         self.stats.crashes += 1;
-        self.log(|| format!("node {i}: {why}; restarting at tick {}", self.nodes[i].restart_at));
+        self.log(|| format!("node {i}: {reason}; restarting at tick {}", self.nodes[i].restart_at));
     }
 
     fn restart_due_nodes(&mut self) {
@@ -642,6 +651,7 @@ impl Sim {
             return;
         }
         let ready = raft.ready();
+
         if self.nodes[i].crash_plan == CrashPlan::BeforePersist {
             self.stats.lost_readies += 1;
             self.crash(i, "crash before storing a Ready; its writes and messages are lost");
@@ -650,6 +660,7 @@ impl Sim {
         let Ready { hard_state, entries, snapshot, messages, committed_entries } = ready;
         self.store(i, hard_state, entries, snapshot.as_ref());
         self.check_stored_commit(i);
+
         if self.nodes[i].crash_plan == CrashPlan::BeforeSend {
             self.stats.unsent_readies += 1;
             self.crash(i, "crash after storing a Ready, before sending its messages");
@@ -660,6 +671,7 @@ impl Sim {
             let to = self.index_of(&to);
             self.send(i, to, msg);
         }
+
         if let Some(snapshot) = snapshot {
             self.restore_state(i, &snapshot);
         }
@@ -760,7 +772,7 @@ impl Sim {
         }
     }
 
-    /// Raft paper, section 5.4: a leader of `term` holds every entry
+    /// Raft paper, section 5.4: a leader of `term` contains every entry
     /// committed in an earlier term. Leaders of earlier terms may lack
     /// entries committed later, so only entries first seen committed in a
     /// term below `term` are required.
@@ -972,7 +984,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
-/// Runs one seed; on failure returns the panic message.
+/// Runs one seed, returning the panic message on failure.
 fn run_seed(seed: u64, trace: Option<Trace>) -> Result<Stats, String> {
     catch_unwind(AssertUnwindSafe(|| Sim::new(seed, trace).run())).map_err(|payload| {
         payload
@@ -1056,8 +1068,8 @@ fn sim_random_faults_keep_raft_safe() {
     );
     assert_eq!(stats.seeds, count);
     if count >= 100 {
-        // The fault mix is random; over this many seeds each kind must occur,
-        // or the run checked less than it claims.
+        // The fault mix is random, but over this many seeds each kind must
+        // occur, or the run checked less than it claims.
         assert!(stats.leaders_elected > count, "few elections: {stats:?}");
         assert!(stats.crashes > 0, "no crashes: {stats:?}");
         assert!(stats.lost_readies > 0, "no crash lost an unsaved Ready: {stats:?}");

@@ -3,8 +3,8 @@
 use super::message::NodeId;
 use super::types::RestoreError;
 
-/// Settings of one node. Times are in ticks; the node's shell decides how
-/// long a tick is (10 ms in the defaults below).
+/// Settings of one node. Times are in ticks, and the node's shell decides
+/// how long a tick is (10 ms in the defaults below).
 #[derive(Clone, Debug)]
 pub struct Config {
     pub id: NodeId,
@@ -26,8 +26,8 @@ pub struct Config {
     pub check_quorum: bool,
     /// Maximum entries per AppendEntries. Default 64.
     pub max_append_entries: usize,
-    /// Maximum entry payload bytes per AppendEntries; a single entry larger
-    /// than this is still sent alone. Default 8 MiB.
+    /// Maximum entry payload bytes per AppendEntries. A single entry larger
+    /// than this is still sent, alone. Default 8 MiB.
     pub max_append_bytes: usize,
     /// Maximum AppendEntries messages in flight to one follower before the
     /// leader waits for replies. Default 64.

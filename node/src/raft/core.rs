@@ -36,7 +36,7 @@ pub struct Raft {
     pub(crate) role: Role,
     pub(crate) leader: Option<NodeId>,
     pub(crate) log: RaftLog,
-    /// Per-follower replication state; empty unless leader.
+    /// Per-follower replication state, empty unless this node leads.
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     /// Votes received in the current (pre-)election, this node's included.
     pub(crate) votes: BTreeMap<NodeId, bool>,
@@ -70,7 +70,7 @@ impl Raft {
         if hard_state.commit > last_index {
             return Err(RestoreError::CommitBeyondLastIndex { commit: hard_state.commit, last_index });
         }
-        // The snapshot covers committed entries only, whatever the stored commit says.
+        // The snapshot covers committed entries only, so it raises a lower stored commit.
         let commit = hard_state.commit.max(snapshot.index);
         let log = RaftLog::restore(snapshot, restored.entries, commit);
 
@@ -260,7 +260,7 @@ impl Raft {
         true
     }
 
-    /// Answers a message from an older term with our term, so that a stale
+    /// Replies to a message from an older term with our term, so that a stale
     /// leader or candidate learns it and steps down.
     fn reject_stale(&mut self, from: &str, msg: &Message) {
         debug!(

@@ -9,15 +9,15 @@ use super::message::{Entry, SnapshotMeta};
 /// `entries[i].index == snapshot.index + 1 + i`.
 #[derive(Debug, Clone)]
 pub(crate) struct RaftLog {
-    /// Index and term of the last entry covered by the snapshot; (0, 0) when
-    /// the log was never compacted.
+    /// Index and term of the last entry covered by the snapshot, or (0, 0)
+    /// when the log was never compacted.
     snapshot: SnapshotMeta,
     entries: Vec<Entry>,
     pub(crate) committed: u64,
     /// Highest index handed to the application, either as a committed entry
     /// or through a snapshot.
     pub(crate) applied: u64,
-    /// First index not yet returned by `take_unstable`; entries from here on
+    /// First index not yet returned by `take_unstable`. Entries from here on
     /// are not yet on stable storage.
     unstable_from: u64,
 }
@@ -197,7 +197,8 @@ impl RaftLog {
     /// Drops the entries through `meta.index`, which the application has
     /// captured in a snapshot. `meta.index` must be applied.
     pub(crate) fn compact(&mut self, meta: SnapshotMeta) {
-        assert!(meta.index <= self.applied && meta.index >= self.snapshot.index);
+        assert!(meta.index <= self.applied, "compaction through {} beyond applied {}", meta.index, self.applied);
+        assert!(meta.index >= self.snapshot.index, "compaction through {} below snapshot {}", meta.index, self.snapshot.index);
         let drop = (meta.index - self.snapshot.index) as usize;
         self.entries.drain(..drop);
         self.snapshot = meta;

@@ -80,7 +80,7 @@ pub enum Message {
         last_log_index: u64,
         last_log_term: u64,
     },
-    /// A grant carries the term of the request; a rejection carries the
+    /// A grant carries the term of the request, and a rejection carries the
     /// responder's current term.
     #[serde(rename_all = "camelCase")]
     PreVoteResponse {
@@ -88,7 +88,7 @@ pub enum Message {
         vote_granted: bool,
         node_id: NodeId,
     },
-    /// Replicates entries; with no entries it is the leader's heartbeat.
+    /// Replicates entries. Without entries it is the leader's heartbeat.
     #[serde(rename_all = "camelCase")]
     AppendEntries {
         term: u64,
@@ -113,7 +113,7 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conflict_term: Option<u64>,
     },
-    /// One chunk of a snapshot; `data` holds the bytes at `offset`.
+    /// One chunk of a snapshot: `data` contains the bytes at `offset`.
     #[serde(rename_all = "camelCase")]
     InstallSnapshot {
         term: u64,

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use super::message::Snapshot;
 
-/// How the leader is currently sending to a follower.
+/// Replication mode of the leader towards one follower.
 #[derive(Debug, Clone)]
 pub(crate) enum ReplicationState {
     /// The leader does not know where the follower's log matches. It sends
@@ -25,7 +25,7 @@ pub(crate) struct Progress {
     /// Highest index known to be identical on the follower. Only a successful
     /// AppendEntries reply (or the follower's commit index) raises it.
     pub(crate) match_index: u64,
-    /// Next index to send; always greater than `match_index`.
+    /// Next index to send, always greater than `match_index`.
     pub(crate) next_index: u64,
     pub(crate) state: ReplicationState,
     /// In Probe, whether a probe was sent since the last reply or heartbeat.

@@ -87,9 +87,9 @@ impl Raft {
     }
 
     /// Raises the commit index to the highest index stored on a majority,
-    /// if that entry is of the current term (Raft paper, section 5.4.2: an
-    /// entry of an earlier term is committed only indirectly, by committing a
-    /// later entry of the leader's own term).
+    /// if that entry is of the current term. Raft paper, section 5.4.2: an
+    /// entry of an earlier term is committed only indirectly, by committing
+    /// a later entry of the leader's own term.
     pub(crate) fn maybe_commit(&mut self) -> bool {
         let mut matched: Vec<u64> = self.progress.values().map(|p| p.match_index).collect();
         matched.push(self.log.last_index());
@@ -139,10 +139,10 @@ impl Raft {
         self.send(from, reply);
     }
 
-    /// Rejects an AppendEntries whose previous entry does not match, with a
-    /// hint that lets the leader skip a whole term per round trip: the term
-    /// of our entry at `prev_log_index` and the first index of that term, or
-    /// our last index + 1 when our log is shorter.
+    /// Rejects an AppendEntries whose previous entry does not match. The
+    /// hint lets the leader skip a whole term per round trip. It is the term
+    /// of our entry at `prev_log_index` with the first index of that term,
+    /// or our last index + 1 when our log is shorter.
     fn reject_append(&mut self, from: &str, prev_log_index: u64, prev_log_term: u64) {
         let (conflict_index, conflict_term) = match self.log.term(prev_log_index) {
             None => (self.log.last_index() + 1, None),
@@ -224,7 +224,7 @@ impl Raft {
     }
 
     /// Sends an AppendEntries without entries at the follower's next index.
-    /// Entries in flight are not sent again; if one was lost, the follower
+    /// Entries in flight are not sent again. If one was lost, the follower
     /// rejects this message and the leader falls back to probing.
     fn send_heartbeat(&mut self, to: &str) {
         let prev_log_index = self.progress[to].next_index - 1;
@@ -307,7 +307,7 @@ impl Raft {
 
     /// Follower side of InstallSnapshot (Raft paper, section 7): collect the
     /// chunks in order, then replace the log by the snapshot, unless the log
-    /// already holds the snapshot's last entry.
+    /// already contains the snapshot's last entry.
     pub(crate) fn handle_install_snapshot(
         &mut self,
         from: &str,
@@ -318,7 +318,7 @@ impl Raft {
     ) {
         let chunk_end = offset + data.len() as u64;
         if meta.index <= self.log.committed || self.log.matches(meta.index, meta.term) {
-            // Everything the snapshot covers is already here; it is committed
+            // Everything the snapshot covers is already here. It is committed
             // because the leader only snapshots applied entries.
             self.log.commit_to(meta.index);
             self.incoming_snapshot = None;

@@ -37,7 +37,7 @@ fn restored(term: u64, terms: &[u64]) -> RestoredState {
     }
 }
 
-/// Nodes connected by instant links; `cut` holds blocked directed links.
+/// Nodes connected by instant links. `cut` contains the blocked directed links.
 struct Network {
     nodes: BTreeMap<NodeId, Raft>,
     cut: BTreeSet<(NodeId, NodeId)>,
@@ -294,13 +294,13 @@ fn follower_commit_is_capped_by_last_new_entry() {
 }
 
 /// Raft paper, Figure 8 and section 5.4.2: a leader must not commit an entry
-/// of an earlier term by counting replicas; it commits once an entry of its
-/// own term is on a majority.
+/// of an earlier term by counting replicas. It commits that entry once an
+/// entry of its own term is on a majority.
 #[test]
-fn leader_commits_earlier_term_entry_only_through_own_term() {
+fn commit_of_earlier_term_waits_for_own_entry() {
     let voters = ids(5);
     let mut states: Vec<RestoredState> = Vec::new();
-    states.push(restored(3, &[1, 2])); // n1: holds (2, term 2), not committed
+    states.push(restored(3, &[1, 2])); // n1 stores (2, term 2), not committed
     states.push(restored(3, &[1, 2]));
     states.push(restored(3, &[1]));
     states.push(restored(3, &[1]));
@@ -509,7 +509,7 @@ fn single_node_commits_alone() {
 /// rejection): a follower with a long divergent tail catches up in a number
 /// of round trips bounded by the number of terms, not of entries.
 #[test]
-fn fast_back_off_skips_a_term_per_round_trip() {
+fn fast_back_off_skips_whole_terms() {
     let voters = ids(3);
     let mut leader_terms = vec![1; 5];
     leader_terms.extend(vec![4; 50]);
@@ -592,4 +592,11 @@ fn messages_from_unknown_nodes_are_ignored() {
     node.step("intruder", Message::RequestVote { term: 9, candidate_id: "intruder".into(), last_log_index: 0, last_log_term: 0 });
     assert_eq!(node.term(), 0);
     assert!(!node.has_ready());
+}
+
+#[test]
+fn raft_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Raft>();
+    assert_send::<Ready>();
 }

@@ -29,16 +29,16 @@ pub struct RestoredState {
 /// Call `Raft::ready` again only after handling the previous bundle.
 #[derive(Debug, Default)]
 pub struct Ready {
-    /// Save durably before sending `messages`; present only when changed.
+    /// Save durably before sending `messages`. Present only when changed.
     pub hard_state: Option<HardState>,
     /// Append durably before sending `messages`: first delete any stored
     /// entries with index >= `entries[0].index`, then append.
     pub entries: Vec<Entry>,
     /// A snapshot received from the leader. Persist it, discard every stored
-    /// log entry (the core installs a snapshot only when its log does not
-    /// contain the snapshot's last entry, so no stored entry can be kept),
-    /// and restore the state machine from `data`, before writing `entries`
-    /// and applying `committed_entries`.
+    /// log entry and restore the state machine from `data`, before writing
+    /// `entries` and applying `committed_entries`. No stored entry can be
+    /// kept, because the core installs a snapshot only when its log does not
+    /// contain the snapshot's last entry.
     pub snapshot: Option<Snapshot>,
     /// Send after the writes above are durable.
     pub messages: Vec<(NodeId, Message)>,
@@ -100,7 +100,7 @@ pub struct Status {
     pub first_index: u64,
     pub last_index: u64,
     pub snapshot: Option<SnapshotMeta>,
-    /// One element per other voter while this node leads; empty otherwise.
+    /// One element per other voter while this node leads, empty otherwise.
     pub progress: Vec<PeerProgress>,
 }
 
