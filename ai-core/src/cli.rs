@@ -40,8 +40,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Write a synthetic dataset as CSV and print its path.
     Generate(GenerateArgs),
-    /// Answer prediction requests: one JSON object per line on stdin, one
-    /// response line per request on stdout.
+    /// Serve predictions: one JSON request per line on stdin, one response
+    /// line per request on stdout.
     Serve(ServeArgs),
 }
 
@@ -95,7 +95,7 @@ pub struct TrainArgs {
     /// restores the best weights; 0 disables early stopping.
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
-    /// What to learn: auto picks classes for text labels and for at most 20
+    /// Task to learn. auto picks classes for text labels and for at most 20
     /// distinct integer labels, and regression otherwise.
     #[arg(long, value_enum, default_value_t = TaskChoice::Auto)]
     pub task: TaskChoice,
@@ -191,7 +191,9 @@ pub fn run(cli: Cli) -> Result<()> {
 fn print_line(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("cannot write to stdout", e)),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("cannot write to stdout", e))
+        }
         _ => Ok(()),
     }
 }
@@ -209,7 +211,11 @@ fn warn_skipped(dataset: &Dataset) {
         "warning: skipped {} rows (lines {}); first: {}",
         dataset.skipped_lines.len(),
         summarize_lines(&dataset.skipped_lines),
-        dataset.skip_reasons.first().map(String::as_str).unwrap_or("")
+        dataset
+            .skip_reasons
+            .first()
+            .map(String::as_str)
+            .unwrap_or("")
     );
 }
 
@@ -246,7 +252,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
 }
 
 fn print_epoch(report: &EpochReport) {
-    let mut line = format!("epoch {}/{} loss {:.4}", report.epoch, report.epochs, report.loss);
+    let mut line = format!(
+        "epoch {}/{} loss {:.4}",
+        report.epoch, report.epochs, report.loss
+    );
     if let Some(accuracy) = report.accuracy {
         line.push_str(&format!(" accuracy {accuracy:.4}"));
     }
@@ -256,12 +265,21 @@ fn print_epoch(report: &EpochReport) {
     if let Some(accuracy) = report.validation_accuracy {
         line.push_str(&format!(" val_accuracy {accuracy:.4}"));
     }
-    line.push_str(&format!(" time {:.1} ms", report.duration.as_secs_f64() * 1e3));
+    line.push_str(&format!(
+        " time {:.1} ms",
+        report.duration.as_secs_f64() * 1e3
+    ));
     eprintln!("{line}");
 }
 
 /// Builds the JSON result of `train`.
-fn train_summary(id: &str, path: &Path, dataset: &Dataset, model: &Model, duration_ms: u64) -> Value {
+fn train_summary(
+    id: &str,
+    path: &Path,
+    dataset: &Dataset,
+    model: &Model,
+    duration_ms: u64,
+) -> Value {
     let header = &model.header;
     let info = &header.training;
     json!({
@@ -299,7 +317,12 @@ fn human_train_summary(summary: &Value) -> String {
         summary["samples"],
         summary["epochs"]
     );
-    for (key, name) in [("accuracy", "accuracy"), ("validationAccuracy", "validation accuracy"), ("r2", "r2"), ("rmse", "rmse")] {
+    for (key, name) in [
+        ("accuracy", "accuracy"),
+        ("validationAccuracy", "validation accuracy"),
+        ("r2", "r2"),
+        ("rmse", "rmse"),
+    ] {
         if let Some(value) = summary[key].as_f64() {
             text.push_str(&format!(", {name} {value:.4}"));
         }
@@ -337,7 +360,9 @@ fn run_check(args: CheckArgs) -> Result<()> {
         dataset.feature_count(),
         targets.task.name(),
         dataset.skipped_lines.len(),
-        classes.map(|c| format!(", classes {}", c.join(" | "))).unwrap_or_default()
+        classes
+            .map(|c| format!(", classes {}", c.join(" | ")))
+            .unwrap_or_default()
     ))
 }
 
@@ -397,6 +422,7 @@ fn describe_model(model: &Model) -> String {
         format!("features: {}", header.feature_names.join(", ")),
         format!("label: {}", header.label_name),
     ];
+
     for (i, name) in header.feature_names.iter().enumerate() {
         lines.push(format!(
             "  normalization {name}: min {} max {}",
@@ -404,11 +430,15 @@ fn describe_model(model: &Model) -> String {
         ));
     }
     if let Some(scaler) = &header.target_normalization {
-        lines.push(format!("  label range: min {} max {}", scaler.min[0], scaler.max[0]));
+        lines.push(format!(
+            "  label range: min {} max {}",
+            scaler.min[0], scaler.max[0]
+        ));
     }
     if let Some(classes) = &header.classes {
         lines.push(format!("classes: {}", classes.join(" | ")));
     }
+
     lines.push(format!(
         "trained: {} epochs ({} requested), optimizer {} rate {}, batch {}, seed {}, threads {}, date {}",
         info.epochs, info.epochs_requested, info.optimizer, info.learning_rate, info.batch_size, info.seed, info.threads, info.date
@@ -417,6 +447,7 @@ fn describe_model(model: &Model) -> String {
         "rows: {} used ({} training, {} validation), {} skipped",
         info.dataset_rows, info.training_rows, info.validation_rows, info.skipped_rows
     ));
+
     let metrics = [
         ("loss", Some(info.loss)),
         ("accuracy", info.accuracy),

@@ -27,7 +27,7 @@ pub struct Dataset {
     pub labels: LabelColumn,
     /// Physical line numbers of the skipped data rows, ascending.
     pub skipped_lines: Vec<usize>,
-    /// Why rows were skipped, for the first few skipped rows.
+    /// Skip reasons of the first `MAX_SKIP_REASONS` skipped rows.
     pub skip_reasons: Vec<String>,
     /// Field separator that was detected.
     pub separator: u8,
@@ -37,9 +37,9 @@ pub struct Dataset {
 
 /// Label cells of the usable rows.
 ///
-/// A cell that parses as a finite number is stored in `numbers` with
-/// `text_ids` set to `NUMERIC_LABEL`; any other cell is stored as an index
-/// into `texts` with `numbers` set to NaN.
+/// A cell that parses as a finite number goes to `numbers`, and its
+/// `text_ids` entry is `NUMERIC_LABEL`. Any other cell is an index into
+/// `texts`, and its `numbers` entry is NaN.
 #[derive(Debug, Clone, Default)]
 pub struct LabelColumn {
     pub numbers: Vec<f64>,
@@ -101,8 +101,8 @@ impl Dataset {
 
 /// Reads and parses a CSV file.
 pub fn load_csv(path: &Path) -> Result<Dataset> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     parse_csv(&bytes).map_err(|e| match e {
         Error::InvalidCsv(message) => Error::InvalidCsv(format!("{}: {message}", path.display())),
         other => other,
@@ -137,7 +137,9 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Dataset> {
     let mut builder = Builder::new(columns, separator);
     let has_header = builder.is_header(&record, &mut reader.clone())?;
     let (feature_names, label_name) = if has_header {
-        let names: Vec<String> = (0..columns).map(|i| record.field(i).trim().to_string()).collect();
+        let names: Vec<String> = (0..columns)
+            .map(|i| record.field(i).trim().to_string())
+            .collect();
         (names[..columns - 1].to_vec(), names[columns - 1].clone())
     } else {
         builder.add_row(first_line, &record);
@@ -159,7 +161,11 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Dataset> {
     if builder.labels.is_empty() {
         return Err(Error::InvalidCsv(format!(
             "no usable row: all {data_rows} data rows were skipped ({}; lines {})",
-            builder.skip_reasons.first().map(String::as_str).unwrap_or(""),
+            builder
+                .skip_reasons
+                .first()
+                .map(String::as_str)
+                .unwrap_or(""),
             summarize_lines(&builder.skipped_lines),
         )));
     }
@@ -178,8 +184,8 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Dataset> {
 
 /// Lists up to ten line numbers, then how many more there are.
 pub fn summarize_lines(lines: &[usize]) -> String {
-    let shown: Vec<String> = lines.iter().take(10).map(|l| l.to_string()).collect();
-    let mut text = shown.join(", ");
+    let listed: Vec<String> = lines.iter().take(10).map(|l| l.to_string()).collect();
+    let mut text = listed.join(", ");
     if lines.len() > 10 {
         text.push_str(&format!(" and {} more", lines.len() - 10));
     }
@@ -190,7 +196,9 @@ pub fn summarize_lines(lines: &[usize]) -> String {
 fn decode_utf8(bytes: &[u8]) -> Result<&str> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = count_lines(&bytes[..e.valid_up_to()]) + 1;
-        Error::InvalidCsv(format!("invalid UTF-8 at line {line}; save the file as UTF-8"))
+        Error::InvalidCsv(format!(
+            "invalid UTF-8 at line {line}; save the file as UTF-8"
+        ))
     })?;
     Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
@@ -333,12 +341,16 @@ impl<'a> RecordReader<'a> {
             if in_quotes {
                 match b {
                     b'"' if bytes.get(self.position + 1) == Some(&b'"') => {
-                        record.buffer.push_str(&self.text[chunk_start..=self.position]);
+                        record
+                            .buffer
+                            .push_str(&self.text[chunk_start..=self.position]);
                         self.position += 2;
                         chunk_start = self.position;
                     }
                     b'"' => {
-                        record.buffer.push_str(&self.text[chunk_start..self.position]);
+                        record
+                            .buffer
+                            .push_str(&self.text[chunk_start..self.position]);
                         in_quotes = false;
                         self.position += 1;
                         chunk_start = self.position;
@@ -351,12 +363,16 @@ impl<'a> RecordReader<'a> {
                 continue;
             }
             if b == self.separator {
-                record.buffer.push_str(&self.text[chunk_start..self.position]);
+                record
+                    .buffer
+                    .push_str(&self.text[chunk_start..self.position]);
                 self.position += 1;
                 return Ok(false);
             }
             if b == b'\n' || b == b'\r' {
-                record.buffer.push_str(&self.text[chunk_start..self.position]);
+                record
+                    .buffer
+                    .push_str(&self.text[chunk_start..self.position]);
                 self.consume_line_end();
                 return Ok(true);
             }
@@ -368,7 +384,9 @@ impl<'a> RecordReader<'a> {
                 "line {start_line}: quoted field has no closing quote"
             )));
         }
-        record.buffer.push_str(&self.text[chunk_start..self.position]);
+        record
+            .buffer
+            .push_str(&self.text[chunk_start..self.position]);
         Ok(true)
     }
 
@@ -396,7 +414,7 @@ struct Builder {
     number_buffer: String,
 }
 
-/// How a cell reads as a number.
+/// Result of reading a cell as a number.
 enum Cell {
     Number(f64),
     Empty,
@@ -424,12 +442,15 @@ impl Builder {
     /// text, it is a header only if the next record's label is a number, so
     /// that a file of text labels without a header keeps its first row.
     fn is_header(&mut self, first: &Record, rest: &mut RecordReader) -> Result<bool> {
-        let feature_is_text = (0..self.columns - 1)
-            .any(|i| matches!(self.classify_cell(first.field(i)), Cell::Text));
+        let feature_is_text =
+            (0..self.columns - 1).any(|i| matches!(self.classify_cell(first.field(i)), Cell::Text));
         if feature_is_text {
             return Ok(true);
         }
-        if !matches!(self.classify_cell(first.field(self.columns - 1)), Cell::Text) {
+        if !matches!(
+            self.classify_cell(first.field(self.columns - 1)),
+            Cell::Text
+        ) {
             return Ok(false);
         }
 
@@ -462,7 +483,8 @@ impl Builder {
                 Cell::Number(value) => self.features.push(value),
                 other => {
                     self.features.truncate(row_start);
-                    let reason = format!("line {line}: column {}: {}", i + 1, describe(&other, cell));
+                    let reason =
+                        format!("line {line}: column {}: {}", i + 1, describe(&other, cell));
                     self.skip(line, reason);
                     return;
                 }

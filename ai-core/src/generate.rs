@@ -71,7 +71,12 @@ pub fn dataset_csv(kind: DatasetKind, seed: u64, rows: Option<usize>) -> String 
 }
 
 /// Writes a dataset into `out_dir` and returns the file's path.
-pub fn write_dataset(kind: DatasetKind, out_dir: &Path, seed: u64, rows: Option<usize>) -> Result<PathBuf> {
+pub fn write_dataset(
+    kind: DatasetKind,
+    out_dir: &Path,
+    seed: u64,
+    rows: Option<usize>,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(out_dir)
         .map_err(|e| Error::io(format!("cannot create {}", out_dir.display()), e))?;
     let path = out_dir.join(kind.file_name());

@@ -14,7 +14,7 @@ pub const MAX_AUTO_CLASSES: usize = 20;
 /// Upper bound on the number of classes of any classifier.
 pub const MAX_CLASSES: usize = 1024;
 
-/// What the model learns.
+/// Learning task of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
@@ -133,7 +133,10 @@ fn encode_classes(labels: &LabelColumn) -> Result<Targets> {
         let names: BTreeSet<String> = (0..labels.len()).map(|r| labels.text_of(r)).collect();
         names.into_iter().collect()
     } else {
-        distinct_numbers(&labels.numbers).into_iter().map(format_number).collect()
+        distinct_numbers(&labels.numbers)
+            .into_iter()
+            .map(format_number)
+            .collect()
     };
 
     if classes.len() < 2 {
@@ -151,7 +154,11 @@ fn encode_classes(labels: &LabelColumn) -> Result<Targets> {
     }
 
     let class_of_row = class_indices(labels, &classes);
-    let task = if classes.len() == 2 { Task::Binary } else { Task::Multiclass };
+    let task = if classes.len() == 2 {
+        Task::Binary
+    } else {
+        Task::Multiclass
+    };
     Ok(Targets {
         task,
         classes,
@@ -202,7 +209,8 @@ mod tests {
 
     #[test]
     fn two_integer_labels_are_binary() {
-        let targets = encode_targets(&rows_with_labels(&["0", "1", "1", "0"]), TaskChoice::Auto).unwrap();
+        let targets =
+            encode_targets(&rows_with_labels(&["0", "1", "1", "0"]), TaskChoice::Auto).unwrap();
         assert_eq!(targets.task, Task::Binary);
         assert_eq!(targets.classes, vec!["0", "1"]);
         assert_eq!(targets.class_of_row, vec![0, 1, 1, 0]);
@@ -219,7 +227,11 @@ mod tests {
 
     #[test]
     fn real_labels_are_regression() {
-        let targets = encode_targets(&rows_with_labels(&["0.5", "1.25", "3", "4"]), TaskChoice::Auto).unwrap();
+        let targets = encode_targets(
+            &rows_with_labels(&["0.5", "1.25", "3", "4"]),
+            TaskChoice::Auto,
+        )
+        .unwrap();
         assert_eq!(targets.task, Task::Regression);
         assert_eq!(targets.values, vec![0.5, 1.25, 3.0, 4.0]);
     }
@@ -228,33 +240,43 @@ mod tests {
     fn many_distinct_integers_are_regression() {
         let labels: Vec<String> = (0..30).map(|i| i.to_string()).collect();
         let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-        assert_eq!(detect_task(&rows_with_labels(&refs), TaskChoice::Auto).unwrap(), Task::Regression);
+        assert_eq!(
+            detect_task(&rows_with_labels(&refs), TaskChoice::Auto).unwrap(),
+            Task::Regression
+        );
     }
 
     #[test]
     fn text_labels_are_classes() {
-        let targets = encode_targets(&rows_with_labels(&["b", "a", "c", "a"]), TaskChoice::Auto).unwrap();
+        let targets =
+            encode_targets(&rows_with_labels(&["b", "a", "c", "a"]), TaskChoice::Auto).unwrap();
         assert_eq!(targets.task, Task::Multiclass);
         assert_eq!(targets.classes, vec!["a", "b", "c"]);
     }
 
     #[test]
     fn classify_override_on_real_labels() {
-        let targets = encode_targets(&rows_with_labels(&["0.5", "1.5", "0.5"]), TaskChoice::Classify).unwrap();
+        let targets = encode_targets(
+            &rows_with_labels(&["0.5", "1.5", "0.5"]),
+            TaskChoice::Classify,
+        )
+        .unwrap();
         assert_eq!(targets.task, Task::Binary);
         assert_eq!(targets.classes, vec!["0.5", "1.5"]);
     }
 
     #[test]
     fn regress_override_rejects_text() {
-        let error = encode_targets(&rows_with_labels(&["1", "a"]), TaskChoice::Regress).unwrap_err();
+        let error =
+            encode_targets(&rows_with_labels(&["1", "a"]), TaskChoice::Regress).unwrap_err();
         assert_eq!(error.code(), "INVALID_CSV");
         assert!(error.to_string().contains("'a'"), "{error}");
     }
 
     #[test]
     fn single_class_is_rejected() {
-        let error = encode_targets(&rows_with_labels(&["1", "1", "1"]), TaskChoice::Auto).unwrap_err();
+        let error =
+            encode_targets(&rows_with_labels(&["1", "1", "1"]), TaskChoice::Auto).unwrap_err();
         assert!(error.to_string().contains("only one value"), "{error}");
     }
 }

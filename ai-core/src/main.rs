@@ -21,7 +21,10 @@ fn main() -> ExitCode {
         Err(e) => {
             if wants_json {
                 let message = e.kind().to_string();
-                println!("{}", json!({"success": false, "error": message, "code": "INVALID_PAYLOAD"}));
+                println!(
+                    "{}",
+                    json!({"success": false, "error": message, "code": "INVALID_PAYLOAD"})
+                );
             }
             let _ = e.print();
             return ExitCode::from(2);
@@ -35,7 +38,10 @@ fn main() -> ExitCode {
             let message = error.to_string().replace('\n', " ");
             eprintln!("error: {message}");
             if json_output {
-                println!("{}", json!({"success": false, "error": message, "code": error.code()}));
+                println!(
+                    "{}",
+                    json!({"success": false, "error": message, "code": error.code()})
+                );
             }
             ExitCode::from(error.exit_code() as u8)
         }

@@ -30,7 +30,7 @@ pub struct ModelHeader {
     pub training: TrainingInfo,
 }
 
-/// How and on what the model was trained.
+/// Training settings, data sizes and final metrics stored with the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingInfo {
     /// UTC time of training, RFC 3339; `SOURCE_DATE_EPOCH` overrides the clock.
@@ -67,7 +67,7 @@ pub struct Model {
     pub network: Mlp,
 }
 
-/// The model's answer for one input row.
+/// Prediction for one input row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     /// Raw outputs: a probability for binary, one probability per class for
@@ -124,7 +124,11 @@ impl Model {
                 value: None,
             },
             Task::Regression => {
-                let scaler = self.header.target_normalization.as_ref().expect("regression scaler");
+                let scaler = self
+                    .header
+                    .target_normalization
+                    .as_ref()
+                    .expect("regression scaler");
                 let value = scaler.unscale(0, output[0] as f64);
                 Prediction {
                     outputs: vec![value],

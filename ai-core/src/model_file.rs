@@ -57,11 +57,14 @@ pub fn encode(model: &Model) -> Vec<u8> {
     bytes
 }
 
-/// Decodes and validates a model file's bytes. The error string says what
-/// is wrong; `load` adds the path.
+/// Decodes and validates a model file's bytes. The error string describes
+/// the problem, and `load` adds the path.
 pub fn decode(bytes: &[u8]) -> std::result::Result<Model, String> {
     if bytes.len() < FIXED_BYTES {
-        return Err(format!("file is truncated: {} bytes, shorter than any model file", bytes.len()));
+        return Err(format!(
+            "file is truncated: {} bytes, shorter than any model file",
+            bytes.len()
+        ));
     }
     if &bytes[..8] != MAGIC {
         return Err("not an ai-core model file (wrong magic bytes)".to_string());
@@ -75,7 +78,9 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Model, String> {
 
     let header_len = read_u32(bytes, 12) as usize;
     if header_len > MAX_HEADER_BYTES {
-        return Err(format!("header length {header_len} exceeds the maximum {MAX_HEADER_BYTES}"));
+        return Err(format!(
+            "header length {header_len} exceeds the maximum {MAX_HEADER_BYTES}"
+        ));
     }
     let header_end = 16 + header_len;
     if bytes.len() < header_end + 4 {
@@ -90,7 +95,11 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Model, String> {
 
     let expected = header_end + 4 * parameters + 4;
     if bytes.len() != expected {
-        let problem = if bytes.len() < expected { "truncated" } else { "too long" };
+        let problem = if bytes.len() < expected {
+            "truncated"
+        } else {
+            "too long"
+        };
         return Err(format!(
             "file is {problem}: expected {expected} bytes for these layer sizes, found {}",
             bytes.len()
@@ -120,16 +129,23 @@ fn validate_header(header: &ModelHeader) -> std::result::Result<usize, String> {
     }
     let parameters: usize = sizes.windows(2).map(|p| p[0] * p[1] + p[1]).sum();
     if parameters > MAX_PARAMETERS {
-        return Err(format!("{parameters} parameters exceed the maximum {MAX_PARAMETERS}"));
+        return Err(format!(
+            "{parameters} parameters exceed the maximum {MAX_PARAMETERS}"
+        ));
     }
 
     let inputs = sizes[0];
     let outputs = *sizes.last().expect("two or more sizes");
     if header.hidden_activation != "relu" {
-        return Err(format!("unsupported hidden activation '{}'", header.hidden_activation));
+        return Err(format!(
+            "unsupported hidden activation '{}'",
+            header.hidden_activation
+        ));
     }
     if header.normalization.width() != inputs || !header.normalization.is_valid() {
-        return Err(format!("feature normalization does not match {inputs} finite inputs"));
+        return Err(format!(
+            "feature normalization does not match {inputs} finite inputs"
+        ));
     }
     if header.feature_names.len() != inputs {
         return Err(format!(
@@ -200,7 +216,10 @@ fn take_f32(data: &mut &[u8], count: usize, layer: usize) -> std::result::Result
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(format!("layer {} contains a non-finite weight (NaN or infinity)", layer + 1));
+        return Err(format!(
+            "layer {} contains a non-finite weight (NaN or infinity)",
+            layer + 1
+        ));
     }
     Ok(values)
 }
@@ -233,7 +252,9 @@ pub fn load(path: &Path, model_id: &str) -> Result<Model> {
         .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
         .len();
     if length > MAX_FILE_BYTES {
-        return Err(invalid(format!("{length} bytes exceed the maximum {MAX_FILE_BYTES}")));
+        return Err(invalid(format!(
+            "{length} bytes exceed the maximum {MAX_FILE_BYTES}"
+        )));
     }
     let mut bytes = Vec::with_capacity(length as usize);
     file.take(MAX_FILE_BYTES + 1)
@@ -242,12 +263,15 @@ pub fn load(path: &Path, model_id: &str) -> Result<Model> {
     decode(&bytes).map_err(invalid)
 }
 
-/// Writes a model so that `path` holds either the old file or the complete
-/// new one: the bytes go to a temporary file in the same directory, which is
-/// fsynced and then renamed over `path`.
+/// Writes a model so that `path` contains either the old file or the
+/// complete new one. The bytes go to a temporary file in the same directory,
+/// which is fsynced and then renamed over `path`.
 pub fn save_atomic(model: &Model, path: &Path) -> Result<()> {
     let bytes = encode(model);
-    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory)
         .map_err(|e| Error::io(format!("cannot create {}", directory.display()), e))?;
 
@@ -272,7 +296,10 @@ pub fn save_atomic(model: &Model, path: &Path) -> Result<()> {
 /// Returns a hidden temporary name beside `path`; it starts with `.`, which
 /// no valid model id does.
 fn temporary_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -335,7 +362,8 @@ mod tests {
     /// so that only the header's content is wrong.
     fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
         let header_len = read_u32(bytes, 12) as usize;
-        let mut header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + header_len]).unwrap();
+        let mut header: serde_json::Value =
+            serde_json::from_slice(&bytes[16..16 + header_len]).unwrap();
         edit(&mut header);
         let new_header = serde_json::to_vec(&header).unwrap();
         let mut out = bytes[..12].to_vec();
@@ -417,11 +445,15 @@ mod tests {
     #[test]
     fn absurd_layer_sizes_are_rejected_before_allocation() {
         let bytes = encode(&sample_model());
-        let huge = with_header(&bytes, |h| h["layer_sizes"] = serde_json::json!([2, 4294967295u64, 3]));
+        let huge = with_header(&bytes, |h| {
+            h["layer_sizes"] = serde_json::json!([2, 4294967295u64, 3])
+        });
         let error = decode(&huge).unwrap_err();
         assert!(error.contains("layer size 4294967295"), "{error}");
 
-        let many = with_header(&bytes, |h| h["layer_sizes"] = serde_json::json!([65536, 65536, 65536]));
+        let many = with_header(&bytes, |h| {
+            h["layer_sizes"] = serde_json::json!([65536, 65536, 65536])
+        });
         let error = decode(&many).unwrap_err();
         assert!(error.contains("exceed the maximum"), "{error}");
     }
@@ -449,7 +481,9 @@ mod tests {
         let error = decode(&wrong_classes).unwrap_err();
         assert!(error.contains("does not match"), "{error}");
 
-        let wrong_width = with_header(&bytes, |h| h["normalization"]["min"] = serde_json::json!([0.0]));
+        let wrong_width = with_header(&bytes, |h| {
+            h["normalization"]["min"] = serde_json::json!([0.0])
+        });
         let error = decode(&wrong_width).unwrap_err();
         assert!(error.contains("normalization"), "{error}");
     }

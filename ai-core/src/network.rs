@@ -165,8 +165,14 @@ impl Workspace {
         let sizes = net.sizes();
         Workspace {
             capacity,
-            activations: sizes.iter().map(|&n| Array2::zeros((capacity, n))).collect(),
-            deltas: sizes[1..].iter().map(|&n| Array2::zeros((capacity, n))).collect(),
+            activations: sizes
+                .iter()
+                .map(|&n| Array2::zeros((capacity, n)))
+                .collect(),
+            deltas: sizes[1..]
+                .iter()
+                .map(|&n| Array2::zeros((capacity, n)))
+                .collect(),
             targets: Array2::zeros((capacity, net.output_count())),
             gradients: net.zeros_like(),
         }
@@ -205,12 +211,18 @@ impl Workspace {
 
     /// Returns the network output of the last forward pass.
     pub fn output(&self, rows: usize) -> ArrayView2<'_, f32> {
-        self.activations.last().expect("output layer").slice(s![..rows, ..])
+        self.activations
+            .last()
+            .expect("output layer")
+            .slice(s![..rows, ..])
     }
 
     /// Runs the first `rows` input rows through the network.
     pub fn forward(&mut self, net: &Mlp, rows: usize) {
-        assert!(rows <= self.capacity, "batch of {rows} rows exceeds the workspace");
+        assert!(
+            rows <= self.capacity,
+            "batch of {rows} rows exceeds the workspace"
+        );
         let last = net.layers.len() - 1;
         for (index, layer) in net.layers.iter().enumerate() {
             let (before, after) = self.activations.split_at_mut(index + 1);
@@ -251,13 +263,22 @@ impl Workspace {
             let delta = self.deltas[index].slice(s![..rows, ..]);
             let gradient = &mut self.gradients[index];
             general_mat_mul(1.0, &input.t(), &delta, 0.0, &mut gradient.weights);
-            sum_rows(delta, gradient.bias.as_slice_mut().expect("contiguous bias"));
+            sum_rows(
+                delta,
+                gradient.bias.as_slice_mut().expect("contiguous bias"),
+            );
 
             if index > 0 {
                 let (before, after) = self.deltas.split_at_mut(index);
                 let delta = after[0].slice(s![..rows, ..]);
                 let mut previous = before[index - 1].slice_mut(s![..rows, ..]);
-                general_mat_mul(1.0, &delta, &net.layers[index].weights.t(), 0.0, &mut previous);
+                general_mat_mul(
+                    1.0,
+                    &delta,
+                    &net.layers[index].weights.t(),
+                    0.0,
+                    &mut previous,
+                );
                 let active = self.activations[index].slice(s![..rows, ..]);
                 mask_inactive(
                     previous.as_slice_mut().expect("contiguous"),
@@ -275,7 +296,8 @@ impl Workspace {
         let mut loss = 0.0;
         let mut correct = 0;
         for (p, t) in output.rows().into_iter().zip(targets.rows()) {
-            let (row_loss, is_correct) = row_loss(output_kind, p.as_slice().unwrap(), t.as_slice().unwrap());
+            let (row_loss, is_correct) =
+                row_loss(output_kind, p.as_slice().unwrap(), t.as_slice().unwrap());
             loss += row_loss;
             correct += usize::from(is_correct);
         }
@@ -391,23 +413,39 @@ mod tests {
         let hidden = &workspace.activations[1..net.layers.len()];
         let active = hidden
             .iter()
-            .flat_map(|a| a.slice(s![..rows, ..]).iter().map(|&v| v > 0.0).collect::<Vec<_>>())
+            .flat_map(|a| {
+                a.slice(s![..rows, ..])
+                    .iter()
+                    .map(|&v| v > 0.0)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         (workspace.loss_and_correct(net.output, rows).0, active)
     }
 
     /// Compares every analytic gradient entry with a central finite
     /// difference of the summed loss.
+    #[allow(clippy::needless_range_loop)]
     fn check_gradients(output: OutputActivation, outputs: usize) {
         let mut rng = StdRng::seed_from_u64(7);
         let mut net = Mlp::new_he(&[3, 5, 4, outputs], output, &mut rng);
         for layer in &mut net.layers {
-            layer.bias.iter_mut().for_each(|b| *b = rng.gen_range(-0.3..0.3));
+            layer
+                .bias
+                .iter_mut()
+                .for_each(|b| *b = rng.gen_range(-0.3..0.3));
         }
         let rows = 6;
         let mut workspace = Workspace::new(&net, rows);
-        workspace.input_mut(rows).mapv_inplace(|_| rng.gen_range(-1.0..1.0));
-        for (row, mut target) in workspace.targets_mut(rows).rows_mut().into_iter().enumerate() {
+        workspace
+            .input_mut(rows)
+            .mapv_inplace(|_| rng.gen_range(-1.0..1.0));
+        for (row, mut target) in workspace
+            .targets_mut(rows)
+            .rows_mut()
+            .into_iter()
+            .enumerate()
+        {
             match output {
                 OutputActivation::Sigmoid => target[0] = (row % 2) as f32,
                 OutputActivation::Softmax => target[row % outputs] = 1.0,
@@ -472,7 +510,9 @@ mod tests {
         let net = Mlp::new_he(&[4, 8, 3], OutputActivation::Softmax, &mut rng);
         let rows = 10;
         let inputs: Vec<f32> = (0..rows * 4).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let targets: Vec<f32> = (0..rows * 3).map(|i| f32::from(i % 3 == (i / 3) % 3)).collect();
+        let targets: Vec<f32> = (0..rows * 3)
+            .map(|i| f32::from(i % 3 == (i / 3) % 3))
+            .collect();
         let all: Vec<u32> = (0..rows as u32).collect();
 
         let mut full = Workspace::new(&net, rows);
@@ -506,7 +546,10 @@ mod tests {
         let inputs = ndarray::arr2(&[[0.1f32, -0.4], [100.0, 50.0]]);
         let outputs = net.predict(inputs.view());
         for row in outputs.rows() {
-            assert!((row.sum() - 1.0).abs() < 1e-5, "row {row} does not sum to 1");
+            assert!(
+                (row.sum() - 1.0).abs() < 1e-5,
+                "row {row} does not sum to 1"
+            );
             assert!(row.iter().all(|p| p.is_finite()), "row {row} is not finite");
         }
     }

@@ -78,7 +78,11 @@ impl Optimizer {
     fn step_sgd(&self, net: &mut Mlp, gradients: &[Layer], scale: f32) {
         let rate = self.learning_rate as f32 * scale;
         for (layer, gradient) in net.layers.iter_mut().zip(gradients) {
-            for (params, grads) in layer.parameters_mut().into_iter().zip(gradient.parameters()) {
+            for (params, grads) in layer
+                .parameters_mut()
+                .into_iter()
+                .zip(gradient.parameters())
+            {
                 for (p, g) in params.iter_mut().zip(grads) {
                     *p -= rate * g;
                 }
@@ -93,13 +97,21 @@ impl Optimizer {
         let (beta1, beta2) = (ADAM_BETA1 as f32, ADAM_BETA2 as f32);
 
         let layers = net.layers.iter_mut().zip(gradients);
-        let moments = self.first_moment.iter_mut().zip(self.second_moment.iter_mut());
+        let moments = self
+            .first_moment
+            .iter_mut()
+            .zip(self.second_moment.iter_mut());
         for ((layer, gradient), (first, second)) in layers.zip(moments) {
             let groups = layer
                 .parameters_mut()
                 .into_iter()
                 .zip(gradient.parameters())
-                .zip(first.parameters_mut().into_iter().zip(second.parameters_mut()));
+                .zip(
+                    first
+                        .parameters_mut()
+                        .into_iter()
+                        .zip(second.parameters_mut()),
+                );
             for ((params, grads), (m, v)) in groups {
                 for i in 0..params.len() {
                     let g = grads[i] * scale;

@@ -19,7 +19,7 @@ use crate::model::Model;
 use crate::model_file;
 use crate::store::model_path;
 
-/// Longest request line read; a longer line gets an error response.
+/// Maximum request line length in bytes; a longer line gets an error response.
 pub const MAX_REQUEST_BYTES: u64 = 64 << 20;
 
 /// Loaded models keyed by id, each with the file's modification time and
@@ -68,15 +68,27 @@ impl ModelCache {
         if !fresh {
             let model = model_file::load(&path, id)?;
             log::info!("loaded model {id} from {}", path.display());
-            self.entries.insert(id.to_string(), CachedModel { modified, size, model });
+            self.entries.insert(
+                id.to_string(),
+                CachedModel {
+                    modified,
+                    size,
+                    model,
+                },
+            );
         }
         Ok(&self.entries[id].model)
     }
 }
 
-/// Answers requests from `input` until end of input. Returns an error only
-/// when reading or writing fails; a closed output is treated as the end.
-pub fn serve(models_dir: &Path, input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
+/// Reads requests from `input` and writes one response line for each, until
+/// end of input. Returns an error only when reading or writing fails, and a
+/// closed output ends the loop without an error.
+pub fn serve(
+    models_dir: &Path,
+    input: impl BufRead,
+    mut output: impl Write,
+) -> std::io::Result<()> {
     let mut cache = ModelCache::new(models_dir);
     let mut limited = input.take(MAX_REQUEST_BYTES + 1);
     let mut line = Vec::new();
@@ -88,7 +100,11 @@ pub fn serve(models_dir: &Path, input: impl BufRead, mut output: impl Write) -> 
         }
         let response = if line.len() as u64 > MAX_REQUEST_BYTES {
             skip_rest_of_line(&mut limited)?;
-            error_response(Value::Null, "INVALID_PAYLOAD", &format!("request line exceeds {MAX_REQUEST_BYTES} bytes"))
+            error_response(
+                Value::Null,
+                "INVALID_PAYLOAD",
+                &format!("request line exceeds {MAX_REQUEST_BYTES} bytes"),
+            )
         } else if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         } else {
@@ -122,7 +138,13 @@ fn skip_rest_of_line(input: &mut std::io::Take<impl BufRead>) -> std::io::Result
 pub fn handle_line(cache: &mut ModelCache, line: &[u8]) -> Value {
     let request: Value = match serde_json::from_slice(line) {
         Ok(value) => value,
-        Err(e) => return error_response(Value::Null, "INVALID_JSON", &format!("request is not valid JSON: {e}")),
+        Err(e) => {
+            return error_response(
+                Value::Null,
+                "INVALID_JSON",
+                &format!("request is not valid JSON: {e}"),
+            )
+        }
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     match predict_request(cache, &request) {
@@ -142,7 +164,9 @@ fn predict_request(cache: &mut ModelCache, request: &Value) -> Result<Value> {
     let model_id = request
         .get("model_id")
         .and_then(Value::as_str)
-        .ok_or_else(|| Error::InvalidPayload("request needs a string field model_id".to_string()))?;
+        .ok_or_else(|| {
+            Error::InvalidPayload("request needs a string field model_id".to_string())
+        })?;
     let inputs = parse_inputs(request.get("inputs"))?;
     let model = cache.get(model_id)?;
     let predictions = model.predict(model_id, &inputs)?;
@@ -167,9 +191,9 @@ fn parse_inputs(inputs: Option<&Value>) -> Result<Vec<Vec<f64>>> {
     rows.iter()
         .enumerate()
         .map(|(index, row)| {
-            let values = row
-                .as_array()
-                .ok_or_else(|| Error::InvalidPayload(format!("inputs[{index}] is not a list of numbers")))?;
+            let values = row.as_array().ok_or_else(|| {
+                Error::InvalidPayload(format!("inputs[{index}] is not a list of numbers"))
+            })?;
             parse_row(values, index)
         })
         .collect()
@@ -182,9 +206,11 @@ fn parse_row(values: &[Value], index: usize) -> Result<Vec<f64>> {
     values
         .iter()
         .map(|v| {
-            v.as_f64()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| Error::InvalidPayload(format!("inputs[{index}] contains {v}, which is not a number")))
+            v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                Error::InvalidPayload(format!(
+                    "inputs[{index}] contains {v}, which is not a number"
+                ))
+            })
         })
         .collect()
 }

@@ -13,17 +13,28 @@ pub const MAX_MODEL_ID_LEN: usize = 128;
 /// starting with `.`. Such an id can never name a path outside the models
 /// directory.
 pub fn validate_model_id(id: &str) -> Result<()> {
-    let invalid = |why: &str| Err(Error::InvalidName(format!("invalid model id '{}': {why}", shorten(id))));
+    let invalid = |why: &str| {
+        Err(Error::InvalidName(format!(
+            "invalid model id '{}': {why}",
+            shorten(id)
+        )))
+    };
     if id.is_empty() {
         return invalid("it is empty");
     }
     if id.len() > MAX_MODEL_ID_LEN {
-        return invalid(&format!("it has {} characters, more than {MAX_MODEL_ID_LEN}", id.chars().count()));
+        return invalid(&format!(
+            "it has {} characters, more than {MAX_MODEL_ID_LEN}",
+            id.chars().count()
+        ));
     }
     if id.starts_with('.') {
         return invalid("it starts with '.'");
     }
-    if let Some(bad) = id.chars().find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+    if let Some(bad) = id
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
         return invalid(&format!(
             "character {bad:?} is not allowed; use letters, digits, '-', '_' and '.'"
         ));
@@ -94,7 +105,16 @@ mod tests {
     #[test]
     fn rejects_unsafe_model_ids() {
         let long = "x".repeat(129);
-        for id in ["", "../../etc/passwd", "a/b", ".hidden", "a b", "m\\1", "é", long.as_str()] {
+        for id in [
+            "",
+            "../../etc/passwd",
+            "a/b",
+            ".hidden",
+            "a b",
+            "m\\1",
+            "é",
+            long.as_str(),
+        ] {
             let error = validate_model_id(id).unwrap_err();
             assert_eq!(error.code(), "INVALID_NAME", "{id}");
         }

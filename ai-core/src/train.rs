@@ -2,10 +2,10 @@
 //! mini-batch gradient descent, early stopping and final metrics.
 //!
 //! Parallelism is synchronous and reproducible. Each batch is cut into one
-//! fixed chunk per thread; each thread computes its chunk's summed gradient
-//! into its own preallocated workspace; the chunk gradients are added in
-//! chunk order and the optimizer applies their mean once. The same seed and
-//! thread count therefore give the same weights bit for bit.
+//! fixed chunk per thread, and each thread computes its chunk's summed
+//! gradient into its own preallocated workspace. The chunk gradients are
+//! added in chunk order, and the optimizer applies their mean once. The same
+//! seed and thread count therefore give the same weights bit for bit.
 
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,13 @@ pub fn train(
     let target_normalization = (targets.task == Task::Regression)
         .then(|| MinMax::fit(&targets.values, 1, training_rows.iter().copied()));
     let prepare = |rows: &[usize]| {
-        build_matrix(dataset, &targets, &normalization, target_normalization.as_ref(), rows)
+        build_matrix(
+            dataset,
+            &targets,
+            &normalization,
+            target_normalization.as_ref(),
+            rows,
+        )
     };
     let training = prepare(&training_rows);
     let validation = prepare(&validation_rows);
@@ -150,7 +156,9 @@ pub fn train(
     let network = Mlp::new_he(&sizes, output, &mut rng);
 
     let batches_per_epoch = training.rows.div_ceil(options.batch_size);
-    let epochs = options.epochs.unwrap_or_else(|| default_epochs(batches_per_epoch));
+    let epochs = options
+        .epochs
+        .unwrap_or_else(|| default_epochs(batches_per_epoch));
     let learning_rate = options
         .learning_rate
         .unwrap_or_else(|| options.optimizer.default_learning_rate());
@@ -158,7 +166,9 @@ pub fn train(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.threads)
         .build()
-        .map_err(|e| Error::TrainingFailed(format!("cannot start {} threads: {e}", options.threads)))?;
+        .map_err(|e| {
+            Error::TrainingFailed(format!("cannot start {} threads: {e}", options.threads))
+        })?;
     let mut trainer = Trainer::new(network, options, learning_rate, epochs, rng);
 
     let started = Instant::now();
@@ -166,7 +176,8 @@ pub fn train(
     let training_time = started.elapsed();
 
     let final_training = pool.install(|| trainer.evaluate(&training));
-    let final_validation = (validation.rows > 0).then(|| pool.install(|| trainer.evaluate(&validation)));
+    let final_validation =
+        (validation.rows > 0).then(|| pool.install(|| trainer.evaluate(&validation)));
 
     let info = TrainingInfo {
         date: crate::timestamp::format_rfc3339(options.date_unix),
@@ -202,7 +213,10 @@ pub fn train(
         label_name: dataset.label_name.clone(),
         normalization,
         target_normalization,
-        classes: targets.task.is_classification().then(|| targets.classes.clone()),
+        classes: targets
+            .task
+            .is_classification()
+            .then(|| targets.classes.clone()),
         training: info,
     };
     if targets.task == Task::Regression {
@@ -240,7 +254,9 @@ fn validate_options(options: &TrainOptions) -> Result<()> {
     }
     if let Some(rate) = options.learning_rate {
         if !(rate.is_finite() && rate > 0.0) {
-            return invalid(format!("--learning-rate must be a positive number, got {rate}"));
+            return invalid(format!(
+                "--learning-rate must be a positive number, got {rate}"
+            ));
         }
     }
     if let Some(fraction) = options.validation {
@@ -268,11 +284,13 @@ fn output_activation(task: Task) -> OutputActivation {
 /// Shuffles row indices and holds out the validation fraction; the
 /// training part keeps at least one row.
 fn split_rows(rows: usize, options: &TrainOptions, rng: &mut StdRng) -> (Vec<usize>, Vec<usize>) {
-    let fraction = options.validation.unwrap_or(if rows >= MIN_ROWS_FOR_VALIDATION {
-        DEFAULT_VALIDATION
-    } else {
-        0.0
-    });
+    let fraction = options
+        .validation
+        .unwrap_or(if rows >= MIN_ROWS_FOR_VALIDATION {
+            DEFAULT_VALIDATION
+        } else {
+            0.0
+        });
     let mut order: Vec<usize> = (0..rows).collect();
     order.shuffle(rng);
     let held_out = ((rows as f64 * fraction).round() as usize).min(rows - 1);
@@ -294,7 +312,10 @@ fn build_matrix(
     let mut target_values = vec![0.0f32; rows.len() * outputs];
 
     for (slot, &row) in rows.iter().enumerate() {
-        normalization.scale_row(dataset.row(row), &mut inputs[slot * width..(slot + 1) * width]);
+        normalization.scale_row(
+            dataset.row(row),
+            &mut inputs[slot * width..(slot + 1) * width],
+        );
         let target = &mut target_values[slot * outputs..(slot + 1) * outputs];
         match targets.task {
             Task::Binary => target[0] = targets.class_of_row[row] as f32,
@@ -315,16 +336,31 @@ fn build_matrix(
 /// Fills `r2` and `rmse` in label units from the summed half squared error
 /// on scaled targets. Scaling is linear, so an error of 1 in scaled units is
 /// `unit` in label units.
-fn add_regression_metrics(header: &mut ModelHeader, targets: &Targets, rows: &[usize], loss_sum: f64) {
-    let scaler = header.target_normalization.as_ref().expect("regression scaler");
+fn add_regression_metrics(
+    header: &mut ModelHeader,
+    targets: &Targets,
+    rows: &[usize],
+    loss_sum: f64,
+) {
+    let scaler = header
+        .target_normalization
+        .as_ref()
+        .expect("regression scaler");
     let unit = scaler.unscale(0, 1.0) - scaler.unscale(0, 0.0);
     let squared_error = 2.0 * loss_sum * unit * unit;
     let count = rows.len() as f64;
     let mean = rows.iter().map(|&r| targets.values[r]).sum::<f64>() / count;
-    let total: f64 = rows.iter().map(|&r| (targets.values[r] - mean).powi(2)).sum();
+    let total: f64 = rows
+        .iter()
+        .map(|&r| (targets.values[r] - mean).powi(2))
+        .sum();
 
     header.training.rmse = Some((squared_error / count).sqrt());
-    header.training.r2 = Some(if total > 0.0 { 1.0 - squared_error / total } else { 0.0 });
+    header.training.r2 = Some(if total > 0.0 {
+        1.0 - squared_error / total
+    } else {
+        0.0
+    });
 }
 
 /// State of the epoch loop.
@@ -344,7 +380,13 @@ struct Trainer {
 }
 
 impl Trainer {
-    fn new(network: Mlp, options: &TrainOptions, learning_rate: f64, epochs: usize, rng: StdRng) -> Trainer {
+    fn new(
+        network: Mlp,
+        options: &TrainOptions,
+        learning_rate: f64,
+        epochs: usize,
+        rng: StdRng,
+    ) -> Trainer {
         let chunk_rows = options.batch_size.div_ceil(options.threads);
         let capacity = chunk_rows.max(EVALUATION_ROWS);
         let workers = (0..options.threads)
@@ -370,7 +412,12 @@ impl Trainer {
 
     /// Runs the epochs; with validation rows, stops after `patience` epochs
     /// without improvement and restores the best weights.
-    fn run(&mut self, training: &Matrix, validation: &Matrix, on_epoch: &mut (dyn FnMut(&EpochReport) + Send)) -> Result<()> {
+    fn run(
+        &mut self,
+        training: &Matrix,
+        validation: &Matrix,
+        on_epoch: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<()> {
         self.order = (0..training.rows as u32).collect();
         let mut best_loss = f64::INFINITY;
         let mut best_epoch = 0;
@@ -437,14 +484,19 @@ impl Trainer {
     fn train_batch(&mut self, training: &Matrix, batch: &[u32]) -> Totals {
         let network = &self.network;
         let chunks = batch.len().div_ceil(self.chunk_rows);
-        for_each_chunk(&mut self.workers[..chunks], batch, self.chunk_rows, &|worker, rows| {
-            let workspace = &mut worker.workspace;
-            workspace.load_rows(&training.inputs, &training.targets, rows);
-            workspace.forward(network, rows.len());
-            workspace.backward(network, rows.len());
-            let (loss, correct) = workspace.loss_and_correct(network.output, rows.len());
-            worker.totals = Totals { loss, correct };
-        });
+        for_each_chunk(
+            &mut self.workers[..chunks],
+            batch,
+            self.chunk_rows,
+            &|worker, rows| {
+                let workspace = &mut worker.workspace;
+                workspace.load_rows(&training.inputs, &training.targets, rows);
+                workspace.forward(network, rows.len());
+                workspace.backward(network, rows.len());
+                let (loss, correct) = workspace.loss_and_correct(network.output, rows.len());
+                worker.totals = Totals { loss, correct };
+            },
+        );
 
         let (first, rest) = self.workers.split_at_mut(1);
         let sum = &mut first[0].workspace.gradients;
@@ -457,7 +509,8 @@ impl Trainer {
             totals.loss += worker.totals.loss;
             totals.correct += worker.totals.correct;
         }
-        self.optimizer.step(&mut self.network, sum, 1.0 / batch.len() as f32);
+        self.optimizer
+            .step(&mut self.network, sum, 1.0 / batch.len() as f32);
         totals
     }
 
@@ -474,24 +527,27 @@ impl Trainer {
         for round_start in (0..data.rows).step_by(round_rows) {
             let round_end = (round_start + round_rows).min(data.rows);
             let pieces = (round_end - round_start).div_ceil(piece_rows);
-            self.workers[..pieces].par_iter_mut().enumerate().for_each(|(i, worker)| {
-                let start = round_start + i * piece_rows;
-                let rows = piece_rows.min(round_end - start);
-                let workspace = &mut worker.workspace;
-                workspace
-                    .input_mut(rows)
-                    .as_slice_mut()
-                    .expect("contiguous")
-                    .copy_from_slice(&data.inputs[start * width..(start + rows) * width]);
-                workspace
-                    .targets_mut(rows)
-                    .as_slice_mut()
-                    .expect("contiguous")
-                    .copy_from_slice(&data.targets[start * outputs..(start + rows) * outputs]);
-                workspace.forward(network, rows);
-                let (loss, correct) = workspace.loss_and_correct(network.output, rows);
-                worker.totals = Totals { loss, correct };
-            });
+            self.workers[..pieces]
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(i, worker)| {
+                    let start = round_start + i * piece_rows;
+                    let rows = piece_rows.min(round_end - start);
+                    let workspace = &mut worker.workspace;
+                    workspace
+                        .input_mut(rows)
+                        .as_slice_mut()
+                        .expect("contiguous")
+                        .copy_from_slice(&data.inputs[start * width..(start + rows) * width]);
+                    workspace
+                        .targets_mut(rows)
+                        .as_slice_mut()
+                        .expect("contiguous")
+                        .copy_from_slice(&data.targets[start * outputs..(start + rows) * outputs]);
+                    workspace.forward(network, rows);
+                    let (loss, correct) = workspace.loss_and_correct(network.output, rows);
+                    worker.totals = Totals { loss, correct };
+                });
             for worker in &self.workers[..pieces] {
                 totals.loss += worker.totals.loss;
                 totals.correct += worker.totals.correct;

@@ -16,7 +16,14 @@ fn train_xor(dir: &Path, id: &str) -> serde_json::Value {
     assert!(generated.status.success(), "{}", stderr_text(&generated));
     let csv = dir.join("xor.csv");
     let models = dir.join("models");
-    let output = ai_core(&["train", path_str(&csv), id, "--models-dir", path_str(&models), "--json"]);
+    let output = ai_core(&[
+        "train",
+        path_str(&csv),
+        id,
+        "--models-dir",
+        path_str(&models),
+        "--json",
+    ]);
     assert!(output.status.success(), "{}", stderr_text(&output));
     stdout_json(&output)
 }
@@ -39,7 +46,10 @@ fn generate_prints_path_and_writes_rows() {
         assert_eq!(Path::new(printed.trim()), dir.path().join(file));
         let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
         let mut lines = text.lines();
-        assert!(lines.next().unwrap().starts_with(header_start), "{kind} header");
+        assert!(
+            lines.next().unwrap().starts_with(header_start),
+            "{kind} header"
+        );
         assert_eq!(lines.count(), rows, "{kind} rows");
     }
 }
@@ -48,7 +58,14 @@ fn generate_prints_path_and_writes_rows() {
 fn generate_is_reproducible_with_seed() {
     let dir = tempfile::tempdir().unwrap();
     let read = |seed: &str| {
-        ai_core(&["generate", "circles", "--out", path_str(dir.path()), "--seed", seed]);
+        ai_core(&[
+            "generate",
+            "circles",
+            "--out",
+            path_str(dir.path()),
+            "--seed",
+            seed,
+        ]);
         std::fs::read(dir.path().join("circles.csv")).unwrap()
     };
     assert_eq!(read("42"), read("42"));
@@ -78,7 +95,16 @@ fn train_reports_skipped_lines_and_progress() {
     let dir = tempfile::tempdir().unwrap();
     let csv = data_file("nan_inf_empty_cells.csv");
     let models = dir.path().join("m");
-    let output = ai_core(&["train", path_str(&csv), "n1", "--models-dir", path_str(&models), "--json", "--epochs", "3"]);
+    let output = ai_core(&[
+        "train",
+        path_str(&csv),
+        "n1",
+        "--models-dir",
+        path_str(&models),
+        "--json",
+        "--epochs",
+        "3",
+    ]);
     assert!(output.status.success(), "{}", stderr_text(&output));
     let summary = stdout_json(&output);
     assert_eq!(summary["skippedRows"], 4);
@@ -107,7 +133,14 @@ fn predict_json_gives_label() {
     let dir = tempfile::tempdir().unwrap();
     train_xor(dir.path(), "x1");
     let models = dir.path().join("models");
-    let output = ai_core(&["predict", "x1", "[1, 1]", "--models-dir", path_str(&models), "--json"]);
+    let output = ai_core(&[
+        "predict",
+        "x1",
+        "[1, 1]",
+        "--models-dir",
+        path_str(&models),
+        "--json",
+    ]);
     let result = stdout_json(&output);
     assert_eq!(result["success"], true);
     assert_eq!(result["label"], "0");
@@ -120,9 +153,22 @@ fn predict_regression_in_label_units() {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
     let csv = data_file("regression_linear.csv");
-    let trained = ai_core(&["train", path_str(&csv), "r1", "--models-dir", path_str(&models)]);
+    let trained = ai_core(&[
+        "train",
+        path_str(&csv),
+        "r1",
+        "--models-dir",
+        path_str(&models),
+    ]);
     assert!(trained.status.success(), "{}", stderr_text(&trained));
-    let output = ai_core(&["predict", "r1", "3", "--models-dir", path_str(&models), "--json"]);
+    let output = ai_core(&[
+        "predict",
+        "r1",
+        "3",
+        "--models-dir",
+        path_str(&models),
+        "--json",
+    ]);
     let result = stdout_json(&output);
     let value = result["value"].as_f64().unwrap();
     assert!((value - 7.0).abs() < 0.3, "predicted {value}");
@@ -145,9 +191,17 @@ fn models_dir_from_environment() {
 /// Runs a failing command and checks its exit code, stderr line and JSON.
 fn assert_failure(args: &[&str], exit_code: i32, code: &str) -> String {
     let output = ai_core(args);
-    assert_eq!(output.status.code(), Some(exit_code), "{args:?}: {}", stderr_text(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(exit_code),
+        "{args:?}: {}",
+        stderr_text(&output)
+    );
     let stderr = stderr_text(&output);
-    let error_line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {stderr}"));
+    let error_line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
     let result = stdout_json(&output);
     assert_eq!(result["success"], false);
     assert_eq!(result["code"], code, "{args:?}");
@@ -163,15 +217,40 @@ fn invalid_model_ids_exit_2() {
     let csv = data_file("crlf_line_endings.csv");
     let long = "a".repeat(300);
     for id in ["../../etc/passwd", "a/b", "", long.as_str(), ".hidden"] {
-        assert_failure(&["train", path_str(&csv), id, "--models-dir", path_str(&models), "--json"], 2, "INVALID_NAME");
+        assert_failure(
+            &[
+                "train",
+                path_str(&csv),
+                id,
+                "--models-dir",
+                path_str(&models),
+                "--json",
+            ],
+            2,
+            "INVALID_NAME",
+        );
     }
-    assert!(!models.exists(), "a rejected name created the models directory");
+    assert!(
+        !models.exists(),
+        "a rejected name created the models directory"
+    );
 }
 
 #[test]
 fn missing_model_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    let message = assert_failure(&["predict", "nope", "1,2", "--models-dir", path_str(dir.path()), "--json"], 3, "MODEL_NOT_FOUND");
+    let message = assert_failure(
+        &[
+            "predict",
+            "nope",
+            "1,2",
+            "--models-dir",
+            path_str(dir.path()),
+            "--json",
+        ],
+        3,
+        "MODEL_NOT_FOUND",
+    );
     assert!(message.contains("nope"), "{message}");
 }
 
@@ -180,7 +259,18 @@ fn dimension_mismatch_exits_4_naming_sizes() {
     let dir = tempfile::tempdir().unwrap();
     train_xor(dir.path(), "m1");
     let models = dir.path().join("models");
-    let message = assert_failure(&["predict", "m1", "1,2,3", "--models-dir", path_str(&models), "--json"], 4, "DIMENSION_MISMATCH");
+    let message = assert_failure(
+        &[
+            "predict",
+            "m1",
+            "1,2,3",
+            "--models-dir",
+            path_str(&models),
+            "--json",
+        ],
+        4,
+        "DIMENSION_MISMATCH",
+    );
     assert_eq!(message, "input has 3 values but model m1 expects 2");
 }
 
@@ -190,7 +280,18 @@ fn bad_vector_exits_2() {
     train_xor(dir.path(), "m1");
     let models = dir.path().join("models");
     for vector in ["[\"a\", 1]", "[]", "1,x"] {
-        assert_failure(&["predict", "m1", vector, "--models-dir", path_str(&models), "--json"], 2, "INVALID_PAYLOAD");
+        assert_failure(
+            &[
+                "predict",
+                "m1",
+                vector,
+                "--models-dir",
+                path_str(&models),
+                "--json",
+            ],
+            2,
+            "INVALID_PAYLOAD",
+        );
     }
 }
 
@@ -198,9 +299,24 @@ fn bad_vector_exits_2() {
 fn bad_csv_exits_2_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
-    for (file, words) in [("empty.csv", "empty file"), ("header_only.csv", "no data rows"), ("single_column.csv", "feature column")] {
+    for (file, words) in [
+        ("empty.csv", "empty file"),
+        ("header_only.csv", "no data rows"),
+        ("single_column.csv", "feature column"),
+    ] {
         let csv = data_file(file);
-        let message = assert_failure(&["train", path_str(&csv), "bad", "--models-dir", path_str(&models), "--json"], 2, "INVALID_CSV");
+        let message = assert_failure(
+            &[
+                "train",
+                path_str(&csv),
+                "bad",
+                "--models-dir",
+                path_str(&models),
+                "--json",
+            ],
+            2,
+            "INVALID_CSV",
+        );
         assert!(message.contains(words), "{file}: {message}");
     }
     assert!(!models.join("bad.model").exists());
@@ -210,14 +326,36 @@ fn bad_csv_exits_2_and_writes_nothing() {
 fn missing_csv_file_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("absent.csv");
-    assert_failure(&["train", path_str(&csv), "m", "--models-dir", path_str(dir.path()), "--json"], 1, "IO_ERROR");
+    assert_failure(
+        &[
+            "train",
+            path_str(&csv),
+            "m",
+            "--models-dir",
+            path_str(dir.path()),
+            "--json",
+        ],
+        1,
+        "IO_ERROR",
+    );
 }
 
 #[test]
 fn corrupt_model_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("broken.model"), b"not a model").unwrap();
-    let message = assert_failure(&["predict", "broken", "1", "--models-dir", path_str(dir.path()), "--json"], 1, "INVALID_MODEL");
+    let message = assert_failure(
+        &[
+            "predict",
+            "broken",
+            "1",
+            "--models-dir",
+            path_str(dir.path()),
+            "--json",
+        ],
+        1,
+        "INVALID_MODEL",
+    );
     assert!(message.contains("truncated"), "{message}");
 }
 
@@ -279,7 +417,17 @@ fn cli_training_is_byte_reproducible() {
     let csv = data_file("semicolon_decimal_comma.csv");
     let train = |id: &str| {
         let models = dir.path().join("models");
-        let output = ai_core(&["train", path_str(&csv), id, "--models-dir", path_str(&models), "--threads", "2", "--epochs", "20"]);
+        let output = ai_core(&[
+            "train",
+            path_str(&csv),
+            id,
+            "--models-dir",
+            path_str(&models),
+            "--threads",
+            "2",
+            "--epochs",
+            "20",
+        ]);
         assert!(output.status.success(), "{}", stderr_text(&output));
         std::fs::read(models.join(format!("{id}.model"))).unwrap()
     };

@@ -34,7 +34,11 @@ fn crlf_line_endings_leave_no_carriage_return() {
     assert_eq!(data.label_name, "label");
     let names = data.feature_names.iter().chain([&data.label_name]);
     assert!(names.into_iter().all(|n| !n.contains('\r')));
-    assert!(data.labels.texts.is_empty(), "labels read as text: {:?}", data.labels.texts);
+    assert!(
+        data.labels.texts.is_empty(),
+        "labels read as text: {:?}",
+        data.labels.texts
+    );
     let model = train_default(&data).unwrap().model;
     assert_eq!(model.header.task, Task::Binary);
 }
@@ -46,7 +50,10 @@ fn semicolon_decimal_comma_trains_circles() {
     assert_eq!(data.feature_count(), 2);
     assert_eq!(data.rows(), 200);
     let model = train_default(&data).unwrap().model;
-    assert_eq!(model.header.classes.as_deref(), Some(&["0".to_string(), "1".to_string()][..]));
+    assert_eq!(
+        model.header.classes.as_deref(),
+        Some(&["0".to_string(), "1".to_string()][..])
+    );
     let accuracy = model.header.training.accuracy.unwrap();
     assert!(accuracy > 0.9, "accuracy {accuracy}");
 }
@@ -57,9 +64,14 @@ fn quoted_text_labels_train_three_classes() {
     let model = train_default(&data).unwrap().model;
     let classes = model.header.classes.clone().unwrap();
     assert_eq!(model.header.task, Task::Multiclass);
-    assert_eq!(classes, vec!["large, dark", "medium, striped", "small, pale"]);
+    assert_eq!(
+        classes,
+        vec!["large, dark", "medium, striped", "small, pale"]
+    );
 
-    let predictions = model.predict("q", &[vec![1.6, 0.25], vec![5.4, 2.0]]).unwrap();
+    let predictions = model
+        .predict("q", &[vec![1.6, 0.25], vec![5.4, 2.0]])
+        .unwrap();
     for prediction in &predictions {
         let label = prediction.label.as_ref().unwrap();
         assert!(classes.contains(label), "label {label} is not a class");
@@ -115,7 +127,11 @@ fn all_negative_column_trains_above_095() {
     let data = load_case("all_negative_column.csv").unwrap();
     let model = train_default(&data).unwrap().model;
     let scaler = &model.header.normalization;
-    assert!(scaler.max[0] < 0.0, "max of an all-negative column is {}", scaler.max[0]);
+    assert!(
+        scaler.max[0] < 0.0,
+        "max of an all-negative column is {}",
+        scaler.max[0]
+    );
     let accuracy = model.header.training.accuracy.unwrap();
     assert!(accuracy > 0.95, "accuracy {accuracy}");
 }

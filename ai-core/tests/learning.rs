@@ -12,7 +12,9 @@ use common::{generated, train_default};
 
 #[test]
 fn circles_reach_095_accuracy() {
-    let model = train_default(&generated(DatasetKind::Circles)).unwrap().model;
+    let model = train_default(&generated(DatasetKind::Circles))
+        .unwrap()
+        .model;
     let accuracy = model.header.training.accuracy.unwrap();
     assert!(accuracy > 0.95, "training accuracy {accuracy}");
     let validation = model.header.training.validation_accuracy.unwrap();
@@ -22,7 +24,12 @@ fn circles_reach_095_accuracy() {
 #[test]
 fn xor_gets_all_four_points() {
     let model = train_default(&generated(DatasetKind::Xor)).unwrap().model;
-    let inputs = vec![vec![0.0, 0.0], vec![0.0, 1.0], vec![1.0, 0.0], vec![1.0, 1.0]];
+    let inputs = vec![
+        vec![0.0, 0.0],
+        vec![0.0, 1.0],
+        vec![1.0, 0.0],
+        vec![1.0, 1.0],
+    ];
     let labels: Vec<String> = model
         .predict("xor", &inputs)
         .unwrap()
@@ -34,7 +41,9 @@ fn xor_gets_all_four_points() {
 
 #[test]
 fn spiral_trains_multiclass() {
-    let model = train_default(&generated(DatasetKind::Spiral)).unwrap().model;
+    let model = train_default(&generated(DatasetKind::Spiral))
+        .unwrap()
+        .model;
     assert_eq!(model.header.task, Task::Multiclass);
     assert_eq!(model.network.output_count(), 3);
     let accuracy = model.header.training.accuracy.unwrap();
@@ -54,7 +63,9 @@ fn iris_returns_species_names() {
 
 #[test]
 fn linear_regression_in_label_units() {
-    let model = train_default(&generated(DatasetKind::Linear)).unwrap().model;
+    let model = train_default(&generated(DatasetKind::Linear))
+        .unwrap()
+        .model;
     let info = &model.header.training;
     assert!(info.r2.unwrap() > 0.98, "r2 {:?}", info.r2);
     let rmse = info.rmse.unwrap();
@@ -62,7 +73,10 @@ fn linear_regression_in_label_units() {
     for x in [1.0, 5.0, 9.0] {
         let value = model.predict("lin", &[vec![x]]).unwrap()[0].value.unwrap();
         let expected = 2.0 * x + 1.0;
-        assert!((value - expected).abs() < 0.6, "x {x}: predicted {value}, expected {expected}");
+        assert!(
+            (value - expected).abs() < 0.6,
+            "x {x}: predicted {value}, expected {expected}"
+        );
     }
 }
 
@@ -96,7 +110,11 @@ fn same_seed_and_threads_give_identical_bytes() {
     for threads in [1, 2, 3] {
         let first = train(&data, &circles_options(7, threads), &mut |_| {}).unwrap();
         let second = train(&data, &circles_options(7, threads), &mut |_| {}).unwrap();
-        assert_eq!(encode(&first.model), encode(&second.model), "threads {threads}");
+        assert_eq!(
+            encode(&first.model),
+            encode(&second.model),
+            "threads {threads}"
+        );
     }
 }
 
@@ -118,10 +136,17 @@ fn thread_count_changes_only_rounding() {
         threads,
         ..TrainOptions::default()
     };
-    let one = train(&data, &options(1), &mut |_| {}).unwrap().model;
-    let two = train(&data, &options(2), &mut |_| {}).unwrap().model;
-    for (a, b) in one.network.layers.iter().zip(&two.network.layers) {
-        let difference = (&a.weights - &b.weights).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    let one_thread = train(&data, &options(1), &mut |_| {}).unwrap().model;
+    let two_threads = train(&data, &options(2), &mut |_| {}).unwrap().model;
+    for (a, b) in one_thread
+        .network
+        .layers
+        .iter()
+        .zip(&two_threads.network.layers)
+    {
+        let difference = (&a.weights - &b.weights)
+            .mapv(f32::abs)
+            .fold(0.0f32, |m, &v| m.max(v));
         assert!(difference < 1e-4, "weights differ by up to {difference}");
     }
 }

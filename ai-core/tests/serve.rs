@@ -38,7 +38,11 @@ impl Worker {
                 }
             }
         });
-        Worker { child, stdin, responses }
+        Worker {
+            child,
+            stdin,
+            responses,
+        }
     }
 
     /// Sends one line and returns the parsed response line.
@@ -49,7 +53,8 @@ impl Worker {
             .responses
             .recv_timeout(Duration::from_secs(20))
             .expect("a response within 20 s");
-        serde_json::from_str(&response).unwrap_or_else(|e| panic!("response is not JSON ({e}): {response}"))
+        serde_json::from_str(&response)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {response}"))
     }
 }
 
@@ -61,7 +66,15 @@ impl Drop for Worker {
 }
 
 fn train(csv: &Path, id: &str, models: &Path) {
-    let output = ai_core(&["train", csv.to_str().unwrap(), id, "--models-dir", models.to_str().unwrap(), "--epochs", "30"]);
+    let output = ai_core(&[
+        "train",
+        csv.to_str().unwrap(),
+        id,
+        "--models-dir",
+        models.to_str().unwrap(),
+        "--epochs",
+        "30",
+    ]);
     assert!(output.status.success(), "{}", stderr_text(&output));
 }
 
@@ -88,21 +101,42 @@ fn serve_errors_keep_worker_running() {
 
     let cases = [
         ("hello", "INVALID_JSON"),
-        (r#"{"id": "a", "model_id": "absent", "inputs": [[1, 2]]}"#, "MODEL_NOT_FOUND"),
-        (r#"{"id": "b", "model_id": "m1", "inputs": [[1, 2, 3]]}"#, "DIMENSION_MISMATCH"),
-        (r#"{"id": "c", "model_id": "m1", "inputs": [["a", 1]]}"#, "INVALID_PAYLOAD"),
-        (r#"{"id": "d", "model_id": "m1", "inputs": []}"#, "INVALID_PAYLOAD"),
-        (r#"{"id": "e", "model_id": "../x", "inputs": [[1, 2]]}"#, "INVALID_NAME"),
+        (
+            r#"{"id": "a", "model_id": "absent", "inputs": [[1, 2]]}"#,
+            "MODEL_NOT_FOUND",
+        ),
+        (
+            r#"{"id": "b", "model_id": "m1", "inputs": [[1, 2, 3]]}"#,
+            "DIMENSION_MISMATCH",
+        ),
+        (
+            r#"{"id": "c", "model_id": "m1", "inputs": [["a", 1]]}"#,
+            "INVALID_PAYLOAD",
+        ),
+        (
+            r#"{"id": "d", "model_id": "m1", "inputs": []}"#,
+            "INVALID_PAYLOAD",
+        ),
+        (
+            r#"{"id": "e", "model_id": "../x", "inputs": [[1, 2]]}"#,
+            "INVALID_NAME",
+        ),
         (r#"{"id": "f", "inputs": [[1, 2]]}"#, "INVALID_PAYLOAD"),
     ];
     for (line, code) in cases {
         let response = worker.request(line);
         assert_eq!(response["success"], false, "{line}");
         assert_eq!(response["code"], code, "{line}");
-        assert!(response["error"].as_str().is_some_and(|e| !e.is_empty()), "{line}");
+        assert!(
+            response["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{line}"
+        );
     }
     let mismatch = worker.request(r#"{"id": "g", "model_id": "m1", "inputs": [[1, 2, 3]]}"#);
-    assert_eq!(mismatch["error"], "input has 3 values but model m1 expects 2");
+    assert_eq!(
+        mismatch["error"],
+        "input has 3 values but model m1 expects 2"
+    );
     assert_eq!(mismatch["id"], "g");
 
     let ok = worker.request(r#"{"id": "h", "model_id": "m1", "inputs": [[0, 1]]}"#);
@@ -126,8 +160,8 @@ fn serve_reloads_changed_model_file() {
     assert!((value - 7.0).abs() < 1.0, "predicted {value}");
 
     std::fs::remove_file(dir.path().join("m.model")).unwrap();
-    let gone = worker.request(r#"{"id": 3, "model_id": "m", "inputs": [[3]]}"#);
-    assert_eq!(gone["code"], "MODEL_NOT_FOUND");
+    let removed = worker.request(r#"{"id": 3, "model_id": "m", "inputs": [[3]]}"#);
+    assert_eq!(removed["code"], "MODEL_NOT_FOUND");
 }
 
 #[test]
@@ -140,9 +174,18 @@ fn serve_exits_at_end_of_input() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"\n{\"id\":1}\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\n{\"id\":1}\n")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(text.lines().count(), 1, "blank lines get no response: {text}");
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "blank lines get no response: {text}"
+    );
 }

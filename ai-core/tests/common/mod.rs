@@ -10,7 +10,9 @@ use ai_core::train::{train, TrainOptions, TrainOutcome};
 
 /// Returns the path of a file in tests/data.
 pub fn data_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 pub fn load_case(name: &str) -> ai_core::Result<Dataset> {
@@ -43,7 +45,8 @@ pub fn ai_core(args: &[&str]) -> Output {
 
 pub fn stdout_json(output: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text}"))
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text}"))
 }
 
 pub fn stderr_text(output: &Output) -> String {
