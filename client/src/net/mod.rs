@@ -294,7 +294,7 @@ impl Client {
             }
             _ => {
                 *lock(&self.shared.leader) = None;
-                tokio::time::sleep(run.backoff.next()).await;
+                tokio::time::sleep(run.backoff.next_delay()).await;
                 run.node = (run.node + 1) % self.shared.nodes.len();
             }
         }
@@ -316,7 +316,7 @@ impl Client {
         run.failed_in_pass += 1;
         if run.failed_in_pass >= self.shared.nodes.len() {
             run.failed_in_pass = 0;
-            tokio::time::sleep(run.backoff.next()).await;
+            tokio::time::sleep(run.backoff.next_delay()).await;
         }
     }
 
@@ -387,7 +387,7 @@ impl Backoff {
     }
 
     /// Returns the current delay and doubles the next one.
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(self.max);
         delay
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_max() {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let delays: Vec<u128> = (0..4).map(|_| backoff.next().as_millis()).collect();
+        let delays: Vec<u128> = (0..4).map(|_| backoff.next_delay().as_millis()).collect();
         assert_eq!(delays, vec![100, 200, 350, 350]);
     }
 

@@ -49,7 +49,7 @@ pub fn from_accept_language(header: &str) -> Option<Lang> {
             .unwrap_or(1.0);
         let primary = tag.split('-').next().unwrap_or("");
         let Some(lang) = Lang::parse(primary) else { continue };
-        if quality > 0.0 && best.map_or(true, |(_, q)| quality > q) {
+        if quality > 0.0 && best.is_none_or(|(_, q)| quality > q) {
             best = Some((lang, quality));
         }
     }

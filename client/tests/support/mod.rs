@@ -197,7 +197,7 @@ impl NodeCtx {
         wire::validate_name("model id", model)?;
         let (features, labels) = csv_shape(data)?;
         let mut state = self.state.lock().unwrap();
-        let first_time = request_id.map_or(true, |id| state.applied_ids.insert(id.to_string()));
+        let first_time = request_id.is_none_or(|id| state.applied_ids.insert(id.to_string()));
         if first_time {
             state.trains_applied += 1;
         }
