@@ -187,3 +187,18 @@ async fn stress_fails_when_requests_fail() {
     assert!(stdout(&output).contains("20 x "), "errors are grouped: {}", stdout(&output));
     assert!(stderr(&output).contains("20 of 20 requests failed"), "stderr: {}", stderr(&output));
 }
+
+#[tokio::test]
+async fn stress_stops_at_time_limit() {
+    let cluster = MockCluster::start(1).await;
+    let started = std::time::Instant::now();
+
+    let output = run(&cluster.addrs, &["--json", "stress", "-n", "10000000", "--mix", "0", "--max-seconds", "0.5"]).await;
+
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    let report: Value = serde_json::from_slice(&output.stdout).expect("report JSON");
+    let sent = report["total"].as_u64().unwrap();
+    assert!(sent > 0, "no request was sent");
+    assert_eq!(report["not_sent"].as_u64().unwrap(), 10_000_000 - sent);
+}

@@ -243,3 +243,18 @@ async fn leader_query_returns_leader() {
 
     assert_eq!(info.leader.as_deref(), Some("Node_A"));
 }
+
+#[tokio::test]
+async fn closed_idle_connection_reopened() {
+    let script = Arc::new(|_node: usize, _envelope: &client::wire::Envelope, _seen: usize| Action::NormalThenClose);
+    let cluster = MockCluster::start_scripted(1, script).await;
+    // One attempt only: the second request succeeds only if the client notices that its
+    // pooled connection was closed and opens a new one on the same attempt.
+    let config = ClientConfig { max_attempts: 1, ..quick_config(cluster.addrs.clone()) };
+    let client = Client::new(config).unwrap();
+
+    client.list_models().await.unwrap();
+    client.list_models().await.expect("the closed pooled connection is replaced");
+
+    assert_eq!(kinds_on(&cluster, "LIST_MODELS").len(), 2);
+}

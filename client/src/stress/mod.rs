@@ -75,7 +75,8 @@ impl Kind {
     }
 }
 
-/// One planned request, fixed before the run so that a seed replays the same mix.
+/// One request of the mix, derived from the seed and its index alone, so that a seed
+/// replays the same mix at any concurrency without holding the whole plan in memory.
 #[derive(Clone, Debug)]
 enum Planned {
     Train { model: String, csv: String },
@@ -144,12 +145,11 @@ pub async fn run(client: &Client, config: &StressConfig) -> Result<StressReport,
     prepare_model(client, config).await?;
     let setup_seconds = setup_started.elapsed().as_secs_f64();
 
-    let plan = Arc::new(plan(config));
     let started = Instant::now();
-    let samples = run_workers(client, config, plan.clone(), started + config.max_duration).await;
+    let samples = run_workers(client, config, started + config.max_duration).await;
     let elapsed = started.elapsed();
 
-    Ok(summarize(config, plan.len(), samples, elapsed, setup_seconds))
+    Ok(summarize(config, config.requests, samples, elapsed, setup_seconds))
 }
 
 /// Trains the model that predictions use, on a generated 2-feature CSV, so that every
@@ -165,35 +165,34 @@ async fn prepare_model(client: &Client, config: &StressConfig) -> Result<(), Str
         .map_err(|source| StressError::Setup { model: config.model.clone(), source })
 }
 
-fn plan(config: &StressConfig) -> Vec<Planned> {
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    (0..config.requests)
-        .map(|index| {
-            if rng.gen_bool(config.train_fraction) {
-                let model = format!("{}-t{index}", config.model);
-                let csv = data::circles(config.mix_rows, config.seed.wrapping_add(index as u64 + 1));
-                Planned::Train { model, csv }
-            } else {
-                Planned::Predict { input: data::circles_point(&mut rng) }
-            }
-        })
-        .collect()
+fn planned(config: &StressConfig, index: usize) -> Planned {
+    // Spread the seeds of neighboring indexes apart (multiplier from SplitMix64).
+    let request_seed = config.seed.wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = StdRng::seed_from_u64(request_seed);
+    if rng.gen_bool(config.train_fraction) {
+        let model = format!("{}-t{index}", config.model);
+        Planned::Train { model, csv: data::circles(config.mix_rows, request_seed) }
+    } else {
+        Planned::Predict { input: data::circles_point(&mut rng) }
+    }
 }
 
-async fn run_workers(client: &Client, config: &StressConfig, plan: Arc<Vec<Planned>>, deadline: Instant) -> Vec<Sample> {
+async fn run_workers(client: &Client, config: &StressConfig, deadline: Instant) -> Vec<Sample> {
     let next = Arc::new(AtomicUsize::new(0));
-    let samples = Arc::new(Mutex::new(Vec::with_capacity(plan.len())));
+    let samples = Arc::new(Mutex::new(Vec::new()));
     let mix_options = TrainOptions { epochs: Some(config.mix_epochs), seed: Some(config.seed), ..TrainOptions::default() };
 
     let mut workers = Vec::new();
-    for _ in 0..config.concurrency.min(plan.len().max(1)) {
-        let (client, plan, next, samples) = (client.clone(), plan.clone(), next.clone(), samples.clone());
-        let (model, options) = (config.model.clone(), mix_options.clone());
+    for _ in 0..config.concurrency.min(config.requests.max(1)) {
+        let (client, config, next, samples) = (client.clone(), config.clone(), next.clone(), samples.clone());
+        let options = mix_options.clone();
         workers.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(planned) = plan.get(index) else { break };
-                let sample = send_one(&client, &model, &options, planned).await;
+                if index >= config.requests {
+                    break;
+                }
+                let sample = send_one(&client, &config.model, &options, &planned(&config, index)).await;
                 samples.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
             }
         }));
@@ -256,11 +255,24 @@ fn summarize(config: &StressConfig, planned: usize, samples: Vec<Sample>, elapse
 mod tests {
     use super::*;
 
+    fn plan(config: &StressConfig) -> Vec<Planned> {
+        (0..config.requests).map(|index| planned(config, index)).collect()
+    }
+
     #[test]
     fn plan_repeats_for_same_seed() {
         let config = StressConfig { requests: 200, ..StressConfig::default() };
-        let kinds = |plan: Vec<Planned>| plan.iter().map(|p| matches!(p, Planned::Train { .. })).collect::<Vec<_>>();
-        assert_eq!(kinds(plan(&config)), kinds(plan(&config)));
+        let inputs = |plan: Vec<Planned>| {
+            plan.into_iter()
+                .map(|p| match p {
+                    Planned::Train { model, .. } => model,
+                    Planned::Predict { input } => format!("{input:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(inputs(plan(&config)), inputs(plan(&config)));
+        let other = StressConfig { seed: 7, ..config.clone() };
+        assert_ne!(inputs(plan(&config)), inputs(plan(&other)));
     }
 
     #[test]

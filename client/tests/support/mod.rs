@@ -27,6 +27,9 @@ pub enum Action {
     /// Handle the request, then close the connection before the response is sent, as a
     /// leader does when it crashes after committing.
     NormalThenDrop,
+    /// Handle the request, send the response, then close the connection, as a node does
+    /// when it restarts between two requests of a client.
+    NormalThenClose,
 }
 
 /// A test's override, called with the node index, the request and the number of earlier
@@ -142,6 +145,12 @@ async fn serve(socket: TcpStream, node: NodeCtx) {
                 Action::Normal => node.handle(&envelope),
                 Action::NormalThenDrop => {
                     node.handle(&envelope);
+                    return;
+                }
+                Action::NormalThenClose => {
+                    let mut text = node.handle(&envelope).to_string();
+                    text.push('\n');
+                    let _ = stream.get_mut().write_all(text.as_bytes()).await;
                     return;
                 }
             },
