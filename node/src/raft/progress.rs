@@ -9,8 +9,8 @@ use super::message::Snapshot;
 #[derive(Debug, Clone)]
 pub(crate) enum ReplicationState {
     /// The leader does not know where the follower's log matches. It sends
-    /// one AppendEntries at a time and waits for the reply or the next
-    /// heartbeat before sending again.
+    /// one AppendEntries with entries and waits for a reply, to it or to a
+    /// later heartbeat, before sending entries again.
     Probe,
     /// The follower accepted the last probe. The leader streams entries
     /// without waiting for replies, up to the in-flight limit.

@@ -27,19 +27,14 @@ impl Raft {
         }
     }
 
-    /// Sends each follower a heartbeat: an AppendEntries at its next index
-    /// (which re-sends entries to a probed follower and detects entries lost
-    /// on the way to a replicating one), or the current snapshot chunk.
+    /// Sends each follower a heartbeat that carries no payload, so that a
+    /// follower that is down costs little traffic. Its reply makes the
+    /// leader send entries or snapshot data again.
     pub(crate) fn broadcast_heartbeat(&mut self) {
         for peer in self.peers.clone() {
-            let pr = self.progress.get_mut(&peer).expect("leader has progress for every peer");
-            match pr.state {
-                ReplicationState::Probe => {
-                    pr.probe_sent = false;
-                    self.maybe_send_append(&peer, true);
-                }
-                ReplicationState::Replicate => self.send_heartbeat(&peer),
-                ReplicationState::Snapshot { .. } => self.send_snapshot_chunk(&peer),
+            match self.progress[&peer].state {
+                ReplicationState::Probe | ReplicationState::Replicate => self.send_heartbeat(&peer),
+                ReplicationState::Snapshot { .. } => self.send_snapshot_heartbeat(&peer),
             }
         }
     }
@@ -186,13 +181,17 @@ impl Raft {
         }
 
         if success {
-            if !pr.maybe_update(match_index) {
-                return;
-            }
-            if matches!(pr.state, ReplicationState::Probe) {
+            let updated = pr.maybe_update(match_index);
+            // Any success ends probing: the log matches through `match_index`,
+            // so streaming can start right after it.
+            let was_probing = matches!(pr.state, ReplicationState::Probe);
+            if was_probing {
                 pr.become_replicate();
             }
-            if self.maybe_commit() {
+            if !updated && !was_probing {
+                return;
+            }
+            if updated && self.maybe_commit() {
                 self.broadcast_commit();
             } else {
                 self.maybe_send_append(from, false);
@@ -263,13 +262,24 @@ impl Raft {
 
     /// Sends the chunk at the follower's current snapshot offset.
     fn send_snapshot_chunk(&mut self, to: &str) {
+        self.send_snapshot_bytes(to, self.config.snapshot_chunk_bytes);
+    }
+
+    /// Sends a chunk without data at the current offset. The follower's
+    /// reply says where to resume. An empty snapshot is sent whole, because
+    /// its only chunk is also its last.
+    fn send_snapshot_heartbeat(&mut self, to: &str) {
+        self.send_snapshot_bytes(to, 0);
+    }
+
+    fn send_snapshot_bytes(&mut self, to: &str, max_bytes: usize) {
         let pr = &self.progress[to];
         let ReplicationState::Snapshot { snapshot, offset } = &pr.state else {
             return;
         };
         let len = snapshot.data.len();
         let start = (*offset as usize).min(len);
-        let end = start.saturating_add(self.config.snapshot_chunk_bytes).min(len);
+        let end = start.saturating_add(max_bytes).min(len);
         let msg = Message::InstallSnapshot {
             term: self.term,
             leader_id: self.config.id.clone(),

@@ -46,6 +46,8 @@ struct Network {
     installed: BTreeMap<NodeId, Vec<Snapshot>>,
     /// Every message delivered, for tests that count round trips.
     delivered: Vec<(NodeId, NodeId, Message)>,
+    /// Every message dropped at a cut link.
+    dropped: Vec<(NodeId, NodeId, Message)>,
 }
 
 impl Network {
@@ -68,6 +70,7 @@ impl Network {
             applied: BTreeMap::new(),
             installed: BTreeMap::new(),
             delivered: Vec::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -110,6 +113,7 @@ impl Network {
             }
             for (from, to, msg) in outbox {
                 if self.cut.contains(&(from.clone(), to.clone())) {
+                    self.dropped.push((from, to, msg));
                     continue;
                 }
                 self.delivered.push((from.clone(), to.clone(), msg.clone()));
@@ -599,4 +603,26 @@ fn raft_can_move_between_threads() {
     fn assert_send<T: Send>() {}
     assert_send::<Raft>();
     assert_send::<Ready>();
+}
+
+#[test]
+fn heartbeats_to_unreachable_follower_carry_no_entries() {
+    let mut net = Network::new(3);
+    net.elect("n1");
+    net.isolate("n3");
+    for i in 0..10 {
+        net.node("n1").propose(Bytes::from(format!("cmd{i}"))).unwrap();
+    }
+    net.settle();
+    net.dropped.clear();
+
+    net.tick_all(20);
+    let to_n3: Vec<&Message> = net.dropped.iter().filter(|(_, to, _)| to == "n3").map(|(_, _, m)| m).collect();
+    assert!(to_n3.len() >= 5, "a heartbeat every 2 ticks, saw {}", to_n3.len());
+    for msg in to_n3 {
+        let Message::AppendEntries { entries, .. } = msg else {
+            panic!("expected AppendEntries, got {msg:?}");
+        };
+        assert!(entries.is_empty(), "heartbeat carries {} entries", entries.len());
+    }
 }
