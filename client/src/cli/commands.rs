@@ -1,5 +1,6 @@
 //! One function per subcommand: read input, call the cluster, print the result.
 
+use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
@@ -48,7 +49,7 @@ async fn train(client: &Client, args: TrainArgs, json: bool) -> Result<Exit, Cli
     if json {
         print_json(&result)?;
     } else {
-        println!("{}", output::train_text(&result));
+        print_line(&output::train_text(&result))?;
     }
     Ok(Exit::Ok)
 }
@@ -59,7 +60,7 @@ async fn predict(client: &Client, args: PredictArgs, json: bool) -> Result<Exit,
     if json {
         print_json(&result)?;
     } else {
-        println!("{}", output::predict_text(&result));
+        print_line(&output::predict_text(&result))?;
     }
     Ok(Exit::Ok)
 }
@@ -69,7 +70,7 @@ async fn models(client: &Client, json: bool) -> Result<Exit, CliError> {
     if json {
         print_json(&models)?;
     } else {
-        print!("{}", output::models_table(&models));
+        print_text(&output::models_table(&models))?;
     }
     Ok(Exit::Ok)
 }
@@ -81,7 +82,7 @@ async fn status(client: &Client, json: bool) -> Result<Exit, CliError> {
         let rows: Vec<output::StatusRow> = statuses.iter().map(output::StatusRow::from).collect();
         print_json(&rows)?;
     } else {
-        print!("{}", output::status_table(&statuses));
+        print_text(&output::status_table(&statuses))?;
     }
     if statuses.iter().all(|(_, result)| result.is_err()) {
         return Err(CliError {
@@ -103,7 +104,7 @@ async fn upload(client: &Client, args: UploadArgs, json: bool) -> Result<Exit, C
         print_json(&result)?;
     } else {
         let index = result.log_index.map(|i| format!(" at log index {i}")).unwrap_or_default();
-        println!("dataset {} stored{index}", result.dataset);
+        print_line(&format!("dataset {} stored{index}", result.dataset))?;
     }
     Ok(Exit::Ok)
 }
@@ -141,7 +142,7 @@ async fn run_stress(client: &Client, args: StressArgs, json: bool) -> Result<Exi
     if json {
         print_json(&report)?;
     } else {
-        print!("{}", output::stress_text(&report));
+        print_text(&output::stress_text(&report))?;
     }
 
     if report.failures > 0 {
@@ -176,7 +177,20 @@ fn default_dataset_name(path: &Path) -> Result<String, CliError> {
 
 fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::failed(format!("cannot encode the result: {e}")))?;
-    println!("{text}");
-    Ok(())
+    print_line(&text)
+}
+
+fn print_line(text: &str) -> Result<(), CliError> {
+    print_text(&format!("{text}\n"))
+}
+
+/// Writes to stdout. A closed pipe (as with `client models | head -1`) is not an error.
+fn print_text(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::failed(format!("cannot write to stdout: {e}"))),
+    }
 }
 

@@ -30,12 +30,17 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 pub fn train_text(result: &TrainResult) -> String {
     let mut text = format!("model {} trained", result.model_id);
     if let Some(ms) = result.duration {
-        text.push_str(&format!(" in {:.1} s", ms / 1000.0));
+        text.push_str(&format!(" in {}", human_duration(ms)));
     }
     if let Some(index) = result.log_index {
         text.push_str(&format!(" (log index {index})"));
     }
-    let metrics: Vec<String> = result.metrics.iter().map(|(key, value)| format!("{key} {}", scalar(value))).collect();
+    let metrics: Vec<String> = result
+        .metrics
+        .iter()
+        .filter(|(_, value)| !is_empty_value(value))
+        .map(|(key, value)| format!("{key} {}", scalar(value)))
+        .collect();
     if !metrics.is_empty() {
         text.push_str(&format!("\n{}", metrics.join(", ")));
     }
@@ -165,6 +170,25 @@ pub fn stress_text(report: &StressReport) -> String {
     text
 }
 
+/// Formats milliseconds as "25 ms" below one second and "1.5 s" above.
+fn human_duration(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+/// Returns whether a metric carries nothing worth printing: null, `[]` or `{}`.
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(fields) => fields.is_empty(),
+        _ => false,
+    }
+}
+
 /// Shows a JSON scalar without quotes around strings.
 fn scalar(value: &Value) -> String {
     match value {
@@ -185,6 +209,21 @@ mod tests {
     fn table_pads_columns() {
         let text = table(&["A", "LONG"], &[vec!["xyz".into(), "1".into()]]);
         assert_eq!(text, "A    LONG\nxyz  1\n");
+    }
+
+    #[test]
+    fn train_text_skips_empty_metrics() {
+        let result: TrainResult = serde_json::from_value(serde_json::json!({
+            "modelId": "m1", "duration": 25.0, "logIndex": 6, "accuracy": 0.5, "rmse": null, "skippedLines": []
+        }))
+        .unwrap();
+        assert_eq!(train_text(&result), "model m1 trained in 25 ms (log index 6)\naccuracy 0.5000");
+    }
+
+    #[test]
+    fn durations_switch_to_seconds() {
+        assert_eq!(human_duration(999.0), "999 ms");
+        assert_eq!(human_duration(1500.0), "1.5 s");
     }
 
     #[test]
