@@ -112,12 +112,15 @@ impl Optimizer {
                         .into_iter()
                         .zip(second.parameters_mut()),
                 );
-            for ((params, grads), (m, v)) in groups {
-                for i in 0..params.len() {
-                    let g = grads[i] * scale;
-                    m[i] = beta1 * m[i] + (1.0 - beta1) * g;
-                    v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
-                    params[i] -= rate * m[i] / (v[i].sqrt() + ADAM_EPSILON);
+            for ((params, grads), (means, variances)) in groups {
+                // Zipped iterators have no bounds checks, so this vectorizes.
+                let values = params.iter_mut().zip(grads.iter());
+                let moments = means.iter_mut().zip(variances.iter_mut());
+                for ((p, &g), (m, v)) in values.zip(moments) {
+                    let g = g * scale;
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = beta2 * *v + (1.0 - beta2) * g * g;
+                    *p -= rate * *m / (v.sqrt() + ADAM_EPSILON);
                 }
             }
         }
