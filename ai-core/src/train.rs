@@ -18,6 +18,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::labels::{encode_targets, Targets, Task, TaskChoice};
 use crate::model::{Model, ModelHeader, TrainingInfo};
+use crate::model_file::{MAX_LAYERS, MAX_LAYER_SIZE, MAX_PARAMETERS};
 use crate::network::{Mlp, OutputActivation, Workspace};
 use crate::normalize::MinMax;
 use crate::optimizer::{Optimizer, OptimizerKind};
@@ -153,6 +154,7 @@ pub fn train(
     let mut sizes = vec![width];
     sizes.extend(&options.hidden);
     sizes.push(targets.output_count());
+    check_model_size(&sizes)?;
     let network = Mlp::new_he(&sizes, output, &mut rng);
 
     let batches_per_epoch = training.rows.div_ceil(options.batch_size);
@@ -263,6 +265,35 @@ fn validate_options(options: &TrainOptions) -> Result<()> {
         if !(0.0..1.0).contains(&fraction) {
             return invalid(format!("--validation must be in [0, 1), got {fraction}"));
         }
+    }
+    Ok(())
+}
+
+/// Rejects layer sizes that the model file format could not load back.
+fn check_model_size(sizes: &[usize]) -> Result<()> {
+    let inputs = sizes[0];
+    if inputs > MAX_LAYER_SIZE {
+        return Err(Error::InvalidCsv(format!(
+            "the file has {inputs} feature columns, more than the maximum {MAX_LAYER_SIZE}"
+        )));
+    }
+    if sizes.len() > MAX_LAYERS + 1 {
+        return Err(Error::InvalidPayload(format!(
+            "{} hidden layers exceed the maximum {}",
+            sizes.len() - 2,
+            MAX_LAYERS - 1
+        )));
+    }
+    if let Some(&size) = sizes[1..].iter().find(|&&n| n > MAX_LAYER_SIZE) {
+        return Err(Error::InvalidPayload(format!(
+            "layer size {size} exceeds the maximum {MAX_LAYER_SIZE}; lower --hidden or use fewer classes"
+        )));
+    }
+    let parameters: usize = sizes.windows(2).map(|p| p[0] * p[1] + p[1]).sum();
+    if parameters > MAX_PARAMETERS {
+        return Err(Error::InvalidPayload(format!(
+            "the network would have {parameters} parameters, more than the maximum {MAX_PARAMETERS}; lower --hidden"
+        )));
     }
     Ok(())
 }

@@ -165,3 +165,16 @@ fn early_stopping_ends_before_epoch_limit() {
     assert!(model.header.training.epochs < 5000);
     assert_eq!(reports, model.header.training.epochs);
 }
+
+#[test]
+fn oversized_network_is_rejected_before_training() {
+    let data = generated(DatasetKind::Xor);
+    let options = TrainOptions {
+        hidden: vec![70_000],
+        threads: 1,
+        ..TrainOptions::default()
+    };
+    let error = train(&data, &options, &mut |_| {}).err().expect("rejected");
+    assert_eq!(error.code(), "INVALID_PAYLOAD");
+    assert!(error.to_string().contains("70000"), "{error}");
+}
