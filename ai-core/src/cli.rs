@@ -84,15 +84,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Training threads [default: number of cores]. The same seed and thread
-    /// count give the same model file.
+    /// count give the same weights. The file also stores the training date,
+    /// so set SOURCE_DATE_EPOCH (Unix seconds) to get the same file.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Fraction of rows held out for validation and early stopping, 0 to
     /// under 1 [default: 0.1 with 50 rows or more, else 0].
     #[arg(long)]
     pub validation: Option<f64>,
-    /// Epochs without a lower validation loss before training stops and
-    /// restores the best weights; 0 disables early stopping.
+    /// Epochs without a lower validation loss before training stops. 0
+    /// disables early stopping; the weights with the lowest validation loss
+    /// are restored either way.
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
     /// Task to learn. auto picks classes for text labels and for at most 20
