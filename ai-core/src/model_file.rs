@@ -290,7 +290,43 @@ pub fn save_atomic(model: &Model, path: &Path) -> Result<()> {
     if let Ok(dir) = File::open(directory) {
         let _ = dir.sync_all();
     }
+    remove_stale_temporaries(path);
     Ok(())
+}
+
+/// Deletes temporary files of `path` left by trainers that were killed,
+/// recognized by a process id that no longer runs. Only on systems with
+/// `/proc`, where a process's liveness can be read.
+fn remove_stale_temporaries(path: &Path) {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.tmp-");
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !proc_root.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Returns a hidden temporary name beside `path`; it starts with `.`, which
@@ -391,6 +427,28 @@ mod tests {
         assert_eq!(load(&path, "m").unwrap(), model);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temporary file left behind");
+    }
+
+    #[test]
+    fn save_removes_dead_trainers_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.model");
+        // Process ids stay below 2^22 on Linux, so this one cannot run.
+        let stale = dir.path().join(".m.model.tmp-4294967295");
+        let live = dir.path().join(format!(
+            ".m.model.tmp-{}",
+            std::os::unix::process::parent_id()
+        ));
+        std::fs::write(&stale, b"partial").unwrap();
+        std::fs::write(&live, b"in progress").unwrap();
+
+        save_atomic(&sample_model(), &path).unwrap();
+        assert!(!stale.exists(), "temporary file of a dead trainer was kept");
+        assert!(
+            live.exists(),
+            "temporary file of a running process was removed"
+        );
+        assert!(path.exists());
     }
 
     #[test]
