@@ -268,4 +268,10 @@ async fn steps(browser: &Browser, base: &str, work: &Path, out: &Path) {
     let button = browser.find(Locator::Id("predict-submit")).await.unwrap().html(false).await.unwrap();
     assert!(button.contains("Predecir"), "button: {button}");
     screenshot(browser, out, "spanish.png").await;
+
+    // A phone-sized window keeps every tab reachable.
+    browser.set_window_size(390, 844).await.unwrap();
+    browser.find(Locator::Id("tab-models")).await.unwrap().click().await.unwrap();
+    wait_for(browser, "#models-table tr[data-model='browser-m1']", UI_DEADLINE).await;
+    screenshot(browser, out, "phone-models.png").await;
 }
