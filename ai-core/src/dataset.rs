@@ -142,11 +142,14 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Dataset> {
             .collect();
         (names[..columns - 1].to_vec(), names[columns - 1].clone())
     } else {
-        builder.add_row(first_line, &record);
         let names = (1..columns).map(|i| format!("x{i}")).collect();
         (names, "label".to_string())
     };
 
+    builder.column_names = feature_names.iter().map(|n| format!("'{n}'")).collect();
+    if !has_header {
+        builder.add_row(first_line, &record);
+    }
     let mut data_rows = usize::from(!has_header);
     while let Some(line) = next_nonblank(&mut reader, &mut record)? {
         data_rows += 1;
@@ -160,13 +163,13 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Dataset> {
     }
     if builder.labels.is_empty() {
         return Err(Error::InvalidCsv(format!(
-            "no usable row: all {data_rows} data rows were skipped ({}; lines {})",
+            "no usable row: all {data_rows} data rows were skipped (lines {}); first problem: {}",
+            summarize_lines(&builder.skipped_lines),
             builder
                 .skip_reasons
                 .first()
                 .map(String::as_str)
                 .unwrap_or(""),
-            summarize_lines(&builder.skipped_lines),
         )));
     }
 
@@ -412,6 +415,8 @@ struct Builder {
     skip_reasons: Vec<String>,
     /// Scratch buffer for rewriting a decimal comma to a point.
     number_buffer: String,
+    /// Feature column names as skip reasons quote them.
+    column_names: Vec<String>,
 }
 
 /// Result of reading a cell as a number.
@@ -433,6 +438,7 @@ impl Builder {
             skipped_lines: Vec::new(),
             skip_reasons: Vec::new(),
             number_buffer: String::new(),
+            column_names: Vec::new(),
         }
     }
 
@@ -483,8 +489,9 @@ impl Builder {
                 Cell::Number(value) => self.features.push(value),
                 other => {
                     self.features.truncate(row_start);
+                    let column = &self.column_names[i];
                     let reason =
-                        format!("line {line}: column {}: {}", i + 1, describe(&other, cell));
+                        format!("line {line}: column {column}: {}", describe(&other, cell));
                     self.skip(line, reason);
                     return;
                 }
@@ -651,6 +658,7 @@ mod tests {
         let error = error_of("a,b\nx,1\n,2\n");
         assert!(error.contains("no usable row"), "{error}");
         assert!(error.contains("lines 2, 3"), "{error}");
+        assert!(error.contains("column 'a'"), "{error}");
     }
 
     #[test]
