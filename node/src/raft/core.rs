@@ -229,11 +229,18 @@ impl Raft {
     fn settle_term(&mut self, from: &str, msg: &Message) -> bool {
         let msg_term = msg.term();
         if msg_term > self.term {
-            let is_vote_request = matches!(msg, Message::RequestVote { .. } | Message::PreVote { .. });
-            if is_vote_request && self.in_leader_lease() {
-                // Raft paper, section 6 (cluster membership): a node that heard
-                // from a leader within the minimum election timeout ignores
-                // vote requests, so a rejoining node cannot depose a live leader.
+            // A node that heard from a leader within the minimum election
+            // timeout ignores vote requests, so a rejoining node cannot depose
+            // a live leader (Raft paper, section 6, on disruptive servers).
+            // Pre-votes always get this check, as the pre-vote phase is
+            // defined in Ongaro's dissertation (2014, section 9.6); real votes
+            // only with check-quorum, whose step-down makes the lease safe.
+            let ignore = match msg {
+                Message::PreVote { .. } => self.heard_from_leader_recently(),
+                Message::RequestVote { .. } => self.config.check_quorum && self.heard_from_leader_recently(),
+                _ => false,
+            };
+            if ignore {
                 debug!(
                     "node {}: ignoring {} from {from} in term {msg_term}: leader {:?} is live",
                     self.config.id,
@@ -310,10 +317,11 @@ impl Raft {
         true
     }
 
-    /// Returns whether this node heard from a live leader (or, as leader,
-    /// from a quorum) within the minimum election timeout.
-    pub(crate) fn in_leader_lease(&self) -> bool {
-        self.config.check_quorum && self.leader.is_some() && self.election_elapsed < self.config.election_tick_min
+    /// Returns whether this node heard from a leader within the minimum
+    /// election timeout. A leader counts itself during each check-quorum
+    /// period.
+    pub(crate) fn heard_from_leader_recently(&self) -> bool {
+        self.leader.is_some() && self.election_elapsed < self.config.election_tick_min
     }
 
     pub(crate) fn quorum(&self) -> usize {

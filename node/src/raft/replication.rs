@@ -189,6 +189,9 @@ impl Raft {
                 pr.become_replicate();
             }
             if !updated && !was_probing {
+                // A stale or repeated reply still shows the follower is
+                // reachable, so send whatever the in-flight window allows.
+                self.maybe_send_append(from, false);
                 return;
             }
             if updated && self.maybe_commit() {
@@ -209,8 +212,11 @@ impl Raft {
         };
         let next = hinted.clamp(pr.match_index + 1, last_index + 1);
         // A real rejection of what was sent last points below `next_index`.
+        // A stale one may still have raised `match_index` and emptied the
+        // in-flight window, so the leader sends what it now can.
         let stale = matches!(pr.state, ReplicationState::Snapshot { .. }) || next >= pr.next_index;
         if stale {
+            self.maybe_send_append(from, false);
             return;
         }
         debug!(

@@ -626,3 +626,62 @@ fn heartbeats_to_unreachable_follower_carry_no_entries() {
         assert!(entries.is_empty(), "heartbeat carries {} entries", entries.len());
     }
 }
+
+#[test]
+fn pre_vote_alone_protects_live_leader() {
+    // Check-quorum off: only the pre-vote phase keeps a rejoining node with
+    // an up-to-date log from raising the term.
+    let voters = ids(3);
+    let mut net = Network::new(3);
+    for (i, id) in voters.iter().enumerate() {
+        let mut config = test_config(id, &voters);
+        config.check_quorum = false;
+        config.seed = i as u64 + 1;
+        net.nodes.insert(id.clone(), Raft::new(config, RestoredState::default()).unwrap());
+    }
+    net.elect("n1");
+    let term = net.node("n1").term();
+    net.isolate("n3");
+    net.tick_all(100);
+    net.heal();
+    // n3's election timeout fires just as the partition heals.
+    net.elect("n3");
+    net.tick_all(60);
+    assert!(net.node("n1").is_leader(), "n1 still leads");
+    assert_eq!(net.node("n1").term(), term, "no node raised the term");
+    assert_eq!(net.node("n3").term(), term);
+}
+
+#[test]
+fn rejection_that_empties_window_resends_backlog() {
+    let mut net = Network::new(3);
+    net.node("n1").config.max_in_flight = 1;
+    net.elect("n1");
+    net.cut.insert(("n1".into(), "n2".into()));
+    net.node("n1").propose(Bytes::from_static(b"a")).unwrap();
+    net.settle();
+    // Entry 2 is in flight to n2, so entry 3 waits for the window.
+    net.node("n1").propose(Bytes::from_static(b"b")).unwrap();
+    net.settle();
+
+    // n2 rejects an older message, but its commit index shows it has entry 2.
+    let rejection = Message::AppendEntriesResponse {
+        term: net.node("n1").term(),
+        success: false,
+        node_id: "n2".into(),
+        match_index: 2,
+        conflict_index: Some(3),
+        conflict_term: None,
+    };
+    net.node("n1").step("n2", rejection);
+    let sent = net.node("n1").ready().messages;
+    let entries_to_n2: Vec<u64> = sent
+        .iter()
+        .filter(|(to, _)| to == "n2")
+        .flat_map(|(_, m)| match m {
+            Message::AppendEntries { entries, .. } => entries.iter().map(|e| e.index).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(entries_to_n2, vec![3], "the leader sends the entry that waited");
+}
