@@ -6,6 +6,11 @@
 //! `{"id", "success": true, "predictions": [[...], ...], "labels": [...]}`.
 //! Failure: `{"id", "success": false, "error", "code"}`; the worker goes on
 //! with the next line.
+//!
+//! Logs go to stderr: start, stop and model loads at info level, failed
+//! requests at debug level. Per-request lines stay off by default so that a
+//! parent process that never reads stderr cannot fill the pipe and block
+//! the worker.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -139,11 +144,12 @@ pub fn handle_line(cache: &mut ModelCache, line: &[u8]) -> Value {
     let request: Value = match serde_json::from_slice(line) {
         Ok(value) => value,
         Err(e) => {
+            log::debug!("request line is not valid JSON: {e}");
             return error_response(
                 Value::Null,
                 "INVALID_JSON",
                 &format!("request is not valid JSON: {e}"),
-            )
+            );
         }
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
@@ -154,7 +160,7 @@ pub fn handle_line(cache: &mut ModelCache, line: &[u8]) -> Value {
             response
         }
         Err(e) => {
-            log::debug!("request {id} failed: {e}");
+            log::debug!("request {id} failed with {}: {e}", e.code());
             error_response(id, e.code(), &e.to_string())
         }
     }
