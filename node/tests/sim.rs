@@ -69,7 +69,10 @@ fn proposal_id(entry: &Entry) -> u64 {
 }
 
 fn prefix_hash(previous: u64, entry: &Entry) -> u64 {
-    mix(mix(mix(previous, entry.index), entry.term), proposal_id(entry))
+    mix(
+        mix(mix(previous, entry.index), entry.term),
+        proposal_id(entry),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -84,7 +87,11 @@ struct StateMachine {
 
 impl StateMachine {
     fn apply(&mut self, entry: &Entry) {
-        assert_eq!(entry.index, self.applied + 1, "entries are applied in order without gaps");
+        assert_eq!(
+            entry.index,
+            self.applied + 1,
+            "entries are applied in order without gaps"
+        );
         let id = proposal_id(entry);
         self.applied = entry.index;
         self.hash = mix(mix(self.hash, entry.index), id);
@@ -105,10 +112,23 @@ impl StateMachine {
 
     fn decode(data: &[u8]) -> StateMachine {
         let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
-        assert!(data.len() >= 16, "snapshot of {} bytes is too short", data.len());
-        assert_eq!(data.len() % 8, 0, "snapshot of {} bytes is not whole words", data.len());
+        assert!(
+            data.len() >= 16,
+            "snapshot of {} bytes is too short",
+            data.len()
+        );
+        assert_eq!(
+            data.len() % 8,
+            0,
+            "snapshot of {} bytes is not whole words",
+            data.len()
+        );
         let ids = (2..data.len() / 8).map(word).collect();
-        StateMachine { applied: word(0), hash: word(1), ids }
+        StateMachine {
+            applied: word(0),
+            hash: word(1),
+            ids,
+        }
     }
 }
 
@@ -340,10 +360,18 @@ impl Sim {
             committed: vec![(0, 0)],
             applied: vec![(0, 0)],
             next_proposal: 1,
-            stats: Stats { seeds: 1, ..Stats::default() },
+            stats: Stats {
+                seeds: 1,
+                ..Stats::default()
+            },
             trace,
         };
-        sim.log(|| format!("{size} nodes, pre_vote {pre_vote}, check_quorum {check_quorum}, {:?}", sim.faults));
+        sim.log(|| {
+            format!(
+                "{size} nodes, pre_vote {pre_vote}, check_quorum {check_quorum}, {:?}",
+                sim.faults
+            )
+        });
         for i in 0..size {
             sim.start_node(i);
         }
@@ -361,7 +389,10 @@ impl Sim {
     }
 
     fn fail(&self, violation: String) -> ! {
-        panic!("seed {}: invariant violated at tick {}: {violation}", self.seed, self.tick);
+        panic!(
+            "seed {}: invariant violated at tick {}: {violation}",
+            self.seed, self.tick
+        );
     }
 
     fn run(mut self) -> Stats {
@@ -378,7 +409,10 @@ impl Sim {
             }
         }
         let Some(ticks) = converged_after else {
-            self.fail(format!("cluster did not converge within {CONVERGE_TICKS} ticks after healing: {}", self.summary()));
+            self.fail(format!(
+                "cluster did not converge within {CONVERGE_TICKS} ticks after healing: {}",
+                self.summary()
+            ));
         };
         self.check_no_applied_proposal_lost();
         self.stats.max_converge_ticks = ticks;
@@ -420,7 +454,14 @@ impl Sim {
     fn deliver(&mut self, message: InFlight) {
         let InFlight { from, to, msg, .. } = message;
         if self.blocked[from][to] {
-            self.log(|| format!("{} -> {}: dropped by partition: {}", from, to, describe(&msg)));
+            self.log(|| {
+                format!(
+                    "{} -> {}: dropped by partition: {}",
+                    from,
+                    to,
+                    describe(&msg)
+                )
+            });
             return;
         }
         if self.nodes[to].raft.is_none() {
@@ -438,7 +479,11 @@ impl Sim {
             self.log(|| format!("{from} -> {to}: lost: {}", describe(&msg)));
             return;
         }
-        let copies = if self.chaos && self.rng.gen_bool(self.faults.duplicate) { 2 } else { 1 };
+        let copies = if self.chaos && self.rng.gen_bool(self.faults.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = if self.chaos && self.rng.gen_bool(self.faults.long_delay) {
                 self.rng.gen_range(10..80)
@@ -447,7 +492,13 @@ impl Sim {
             };
             self.order += 1;
             let order = self.rng.gen::<u64>() ^ self.order;
-            self.queue.push(InFlight { time: self.now + delay, order, from, to, msg: msg.clone() });
+            self.queue.push(InFlight {
+                time: self.now + delay,
+                order,
+                from,
+                to,
+                msg: msg.clone(),
+            });
         }
     }
 
@@ -464,7 +515,11 @@ impl Sim {
             };
             // Leaders crash more often: their crashes create the divergent
             // logs that the commit and election rules must handle.
-            let rate = if raft.is_leader() { self.faults.crash_per_tick * 4.0 } else { self.faults.crash_per_tick };
+            let rate = if raft.is_leader() {
+                self.faults.crash_per_tick * 4.0
+            } else {
+                self.faults.crash_per_tick
+            };
             if !self.rng.gen_bool(rate.min(1.0)) {
                 continue;
             }
@@ -481,12 +536,17 @@ impl Sim {
         for row in self.blocked.iter_mut() {
             row.fill(false);
         }
-        let leader = self.nodes.iter().position(|n| n.raft.as_ref().is_some_and(Raft::is_leader));
+        let leader = self
+            .nodes
+            .iter()
+            .position(|n| n.raft.as_ref().is_some_and(Raft::is_leader));
         let choice = self.rng.gen_range(0..6);
         let description = match choice {
             0 => "all links up".to_string(),
             1 => {
-                let victim = leader.filter(|_| self.rng.gen_bool(0.5)).unwrap_or_else(|| self.rng.gen_range(0..size));
+                let victim = leader
+                    .filter(|_| self.rng.gen_bool(0.5))
+                    .unwrap_or_else(|| self.rng.gen_range(0..size));
                 self.split(&[victim]);
                 format!("isolate {victim}")
             }
@@ -546,7 +606,12 @@ impl Sim {
         node.completeness_check = None;
         node.restart_at = self.tick + self.rng.gen_range(5..80);
         self.stats.crashes += 1;
-        self.log(|| format!("node {i}: {reason}; restarting at tick {}", self.nodes[i].restart_at));
+        self.log(|| {
+            format!(
+                "node {i}: {reason}; restarting at tick {}",
+                self.nodes[i].restart_at
+            )
+        });
     }
 
     fn restart_due_nodes(&mut self) {
@@ -593,14 +658,20 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.state = match &node.storage.snapshot {
             Some(snapshot) => {
-                raft.compact(snapshot.meta.index, snapshot.data.clone()).expect("stored snapshot is applied");
+                raft.compact(snapshot.meta.index, snapshot.data.clone())
+                    .expect("stored snapshot is applied");
                 StateMachine::decode(&snapshot.data)
             }
             None => StateMachine::default(),
         };
         node.commit_seen = 0;
         node.raft = Some(raft);
-        self.log(|| format!("node {i}: started (incarnation {})", self.nodes[i].incarnation));
+        self.log(|| {
+            format!(
+                "node {i}: started (incarnation {})",
+                self.nodes[i].incarnation
+            )
+        });
     }
 
     fn propose(&mut self) {
@@ -634,7 +705,9 @@ impl Sim {
         }
         let term = raft.term();
         match self.leader_of_term.get(&term) {
-            Some(&leader) if leader != i => self.fail(format!("nodes {leader} and {i} both lead term {term}")),
+            Some(&leader) if leader != i => {
+                self.fail(format!("nodes {leader} and {i} both lead term {term}"))
+            }
             Some(_) => {}
             None => {
                 self.leader_of_term.insert(term, i);
@@ -654,16 +727,28 @@ impl Sim {
 
         if self.nodes[i].crash_plan == CrashPlan::BeforePersist {
             self.stats.lost_readies += 1;
-            self.crash(i, "crash before storing a Ready; its writes and messages are lost");
+            self.crash(
+                i,
+                "crash before storing a Ready; its writes and messages are lost",
+            );
             return;
         }
-        let Ready { hard_state, entries, snapshot, messages, committed_entries } = ready;
+        let Ready {
+            hard_state,
+            entries,
+            snapshot,
+            messages,
+            committed_entries,
+        } = ready;
         self.store(i, hard_state, entries, snapshot.as_ref());
         self.check_stored_commit(i);
 
         if self.nodes[i].crash_plan == CrashPlan::BeforeSend {
             self.stats.unsent_readies += 1;
-            self.crash(i, "crash after storing a Ready, before sending its messages");
+            self.crash(
+                i,
+                "crash after storing a Ready, before sending its messages",
+            );
             return;
         }
         for (to, msg) in messages {
@@ -682,16 +767,27 @@ impl Sim {
     }
 
     fn index_of(&self, id: &str) -> usize {
-        self.nodes.iter().position(|n| n.id == id).unwrap_or_else(|| self.fail(format!("message to unknown node {id}")))
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .unwrap_or_else(|| self.fail(format!("message to unknown node {id}")))
     }
 
     // -- storage and its checks -------------------------------------------
 
-    fn store(&mut self, i: usize, hard_state: Option<HardState>, entries: Vec<Entry>, snapshot: Option<&Snapshot>) {
+    fn store(
+        &mut self,
+        i: usize,
+        hard_state: Option<HardState>,
+        entries: Vec<Entry>,
+        snapshot: Option<&Snapshot>,
+    ) {
         if let Some(snapshot) = snapshot {
             let key = (snapshot.meta.index, snapshot.meta.term);
             let Some(&hash) = self.entry_hashes.get(&key) else {
-                self.fail(format!("node {i} got a snapshot through {key:?}, an entry no node ever stored"));
+                self.fail(format!(
+                    "node {i} got a snapshot through {key:?}, an entry no node ever stored"
+                ));
             };
             let storage = &mut self.nodes[i].storage;
             storage.snapshot = Some(snapshot.clone());
@@ -716,7 +812,11 @@ impl Sim {
             let storage = &mut self.nodes[i].storage;
             storage.entries.truncate(keep);
             storage.hashes.truncate(keep);
-            let mut previous = storage.hashes.last().copied().unwrap_or(storage.snapshot_hash);
+            let mut previous = storage
+                .hashes
+                .last()
+                .copied()
+                .unwrap_or(storage.snapshot_hash);
             for entry in entries {
                 let hash = prefix_hash(previous, &entry);
                 let key = (entry.index, entry.term);
@@ -738,16 +838,25 @@ impl Sim {
         if let Some(hard_state) = hard_state {
             let old = &self.nodes[i].storage.hard_state;
             if hard_state.term < old.term {
-                self.fail(format!("node {i}: stored term falls from {} to {}", old.term, hard_state.term));
+                self.fail(format!(
+                    "node {i}: stored term falls from {} to {}",
+                    old.term, hard_state.term
+                ));
             }
-            if hard_state.term == old.term && old.voted_for.is_some() && hard_state.voted_for != old.voted_for {
+            if hard_state.term == old.term
+                && old.voted_for.is_some()
+                && hard_state.voted_for != old.voted_for
+            {
                 self.fail(format!(
                     "node {i}: vote in term {} changes from {:?} to {:?}",
                     old.term, old.voted_for, hard_state.voted_for
                 ));
             }
             if hard_state.commit < old.commit {
-                self.fail(format!("node {i}: stored commit falls from {} to {}", old.commit, hard_state.commit));
+                self.fail(format!(
+                    "node {i}: stored commit falls from {} to {}",
+                    old.commit, hard_state.commit
+                ));
             }
             self.nodes[i].storage.hard_state = hard_state;
         }
@@ -759,10 +868,16 @@ impl Sim {
         let commit = self.nodes[i].raft.as_ref().unwrap().status().commit;
         let node = &self.nodes[i];
         if commit < node.commit_seen {
-            self.fail(format!("node {i}: commit index falls from {} to {commit}", node.commit_seen));
+            self.fail(format!(
+                "node {i}: commit index falls from {} to {commit}",
+                node.commit_seen
+            ));
         }
         if commit > node.storage.last_index() {
-            self.fail(format!("node {i}: commit index {commit} beyond stored last index {}", node.storage.last_index()));
+            self.fail(format!(
+                "node {i}: commit index {commit} beyond stored last index {}",
+                node.storage.last_index()
+            ));
         }
         self.nodes[i].commit_seen = commit;
         self.check_committed_prefix(i, commit);
@@ -777,7 +892,11 @@ impl Sim {
     /// entries committed later, so only entries first seen committed in a
     /// term below `term` are required.
     fn check_leader_completeness(&self, i: usize, term: u64) {
-        let Some(required) = self.committed.iter().rposition(|&(_, seen_in)| seen_in < term) else {
+        let Some(required) = self
+            .committed
+            .iter()
+            .rposition(|&(_, seen_in)| seen_in < term)
+        else {
             return;
         };
         let storage = &self.nodes[i].storage;
@@ -797,7 +916,9 @@ impl Sim {
         if commit <= known {
             if let Some(ours) = storage.hash_at(commit) {
                 if ours != self.committed[commit as usize].0 {
-                    self.fail(format!("node {i}: committed entry {commit} differs from the committed log"));
+                    self.fail(format!(
+                        "node {i}: committed entry {commit} differs from the committed log"
+                    ));
                 }
             }
             return;
@@ -815,7 +936,9 @@ impl Sim {
         }
         let term = self.nodes[i].raft.as_ref().unwrap().term();
         for index in known + 1..=commit {
-            let hash = storage.hash_at(index).expect("entries after the snapshot are stored");
+            let hash = storage
+                .hash_at(index)
+                .expect("entries after the snapshot are stored");
             self.committed.push((hash, term));
         }
     }
@@ -825,19 +948,25 @@ impl Sim {
     fn check_reply_is_durable(&self, i: usize, to: &str, msg: &Message) {
         let storage = &self.nodes[i].storage;
         match msg {
-            Message::RequestVoteResponse { term, vote_granted: true, .. } => {
+            Message::RequestVoteResponse {
+                term,
+                vote_granted: true,
+                ..
+            } => {
                 let stored = &storage.hard_state;
                 if stored.term != *term || stored.voted_for.as_deref() != Some(to) {
                     self.fail(format!("node {i}: grants its vote in term {term} to {to} before storing it: {stored:?}"));
                 }
             }
-            Message::AppendEntriesResponse { success: true, match_index, .. } => {
-                if *match_index > storage.last_index() {
-                    self.fail(format!(
-                        "node {i}: acknowledges entries through {match_index} but stored only through {}",
-                        storage.last_index()
-                    ));
-                }
+            Message::AppendEntriesResponse {
+                success: true,
+                match_index,
+                ..
+            } if *match_index > storage.last_index() => {
+                self.fail(format!(
+                    "node {i}: acknowledges entries through {match_index} but stored only through {}",
+                    storage.last_index()
+                ));
             }
             _ => {}
         }
@@ -849,11 +978,16 @@ impl Sim {
         let state = StateMachine::decode(&snapshot.data);
         let index = snapshot.meta.index;
         if state.applied != index {
-            self.fail(format!("node {i}: snapshot through {index} holds state through {}", state.applied));
+            self.fail(format!(
+                "node {i}: snapshot through {index} holds state through {}",
+                state.applied
+            ));
         }
         match self.applied.get(index as usize) {
             Some(&(_, hash)) if hash == state.hash => {}
-            other => self.fail(format!("node {i}: snapshot state at {index} differs from applied state {other:?}")),
+            other => self.fail(format!(
+                "node {i}: snapshot state at {index} differs from applied state {other:?}"
+            )),
         }
         self.nodes[i].state = state;
     }
@@ -862,7 +996,10 @@ impl Sim {
         let state = &mut self.nodes[i].state;
         if entry.index != state.applied + 1 {
             let applied = state.applied;
-            self.fail(format!("node {i}: applies entry {} right after {applied}", entry.index));
+            self.fail(format!(
+                "node {i}: applies entry {} right after {applied}",
+                entry.index
+            ));
         }
         state.apply(entry);
         let record = (proposal_id(entry), state.hash);
@@ -890,10 +1027,16 @@ impl Sim {
         }
         let raft = node.raft.as_mut().unwrap();
         let data = node.state.encode();
-        raft.compact(applied, data.clone()).expect("compacting through the applied index");
-        let meta = raft.status().snapshot.expect("compaction leaves a snapshot");
+        raft.compact(applied, data.clone())
+            .expect("compacting through the applied index");
+        let meta = raft
+            .status()
+            .snapshot
+            .expect("compaction leaves a snapshot");
         let storage = &mut node.storage;
-        let hash = storage.hash_at(applied).expect("applied entries are stored");
+        let hash = storage
+            .hash_at(applied)
+            .expect("applied entries are stored");
         let drop = (applied - storage.snapshot_index()) as usize;
         storage.entries.drain(..drop);
         storage.hashes.drain(..drop);
@@ -905,7 +1048,12 @@ impl Sim {
     // -- convergence ------------------------------------------------------
 
     fn converged(&self) -> bool {
-        let leaders: Vec<&Raft> = self.nodes.iter().filter_map(|n| n.raft.as_ref()).filter(|r| r.is_leader()).collect();
+        let leaders: Vec<&Raft> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref())
+            .filter(|r| r.is_leader())
+            .collect();
         let [leader] = leaders[..] else {
             return false;
         };
@@ -932,7 +1080,9 @@ impl Sim {
             }
             for (i, node) in self.nodes.iter().enumerate() {
                 if !node.state.ids.contains(&id) {
-                    self.fail(format!("node {i} lost proposal {id}, applied at index {index}"));
+                    self.fail(format!(
+                        "node {i} lost proposal {id}, applied at index {index}"
+                    ));
                 }
             }
         }
@@ -979,7 +1129,10 @@ fn describe(msg: &Message) -> String {
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(text) => text.trim().parse().unwrap_or_else(|_| panic!("{name}={text:?} is not a non-negative integer")),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a non-negative integer")),
         Err(_) => default,
     }
 }
@@ -999,10 +1152,17 @@ fn run_seed(seed: u64, trace: Option<Trace>) -> Result<Stats, String> {
 fn report_failure(seed: u64) -> ! {
     let trace: Trace = Arc::new(Mutex::new(VecDeque::new()));
     let outcome = run_seed(seed, Some(trace.clone()));
-    let events = trace.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n");
+    let events = trace
+        .lock()
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
     let failure = match outcome {
         Err(message) => message,
-        Ok(_) => "the seed passed when replayed with tracing, so the run is not deterministic".to_string(),
+        Ok(_) => "the seed passed when replayed with tracing, so the run is not deterministic"
+            .to_string(),
     };
     panic!(
         "simulation failed for seed {seed}\nlast {} events:\n{events}\n\nfailure: {failure}\nreplay: SIM_SEED={seed} cargo test -p node --test sim",
@@ -1072,11 +1232,23 @@ fn sim_random_faults_keep_raft_safe() {
         // occur, or the run checked less than it claims.
         assert!(stats.leaders_elected > count, "few elections: {stats:?}");
         assert!(stats.crashes > 0, "no crashes: {stats:?}");
-        assert!(stats.lost_readies > 0, "no crash lost an unsaved Ready: {stats:?}");
-        assert!(stats.unsent_readies > 0, "no crash between storing and sending: {stats:?}");
-        assert!(stats.snapshots_installed > 0, "no snapshot was installed: {stats:?}");
+        assert!(
+            stats.lost_readies > 0,
+            "no crash lost an unsaved Ready: {stats:?}"
+        );
+        assert!(
+            stats.unsent_readies > 0,
+            "no crash between storing and sending: {stats:?}"
+        );
+        assert!(
+            stats.snapshots_installed > 0,
+            "no snapshot was installed: {stats:?}"
+        );
         assert!(stats.partitions > count, "few partitions: {stats:?}");
-        assert!(stats.proposals_applied > count * 10, "few proposals applied: {stats:?}");
+        assert!(
+            stats.proposals_applied > count * 10,
+            "few proposals applied: {stats:?}"
+        );
     }
 }
 

@@ -67,7 +67,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), RestoreError> {
         let invalid = |reason: String| Err(RestoreError::InvalidConfig { reason });
         if !self.voters.contains(&self.id) {
-            return invalid(format!("voters {:?} do not include this node {:?}", self.voters, self.id));
+            return invalid(format!(
+                "voters {:?} do not include this node {:?}",
+                self.voters, self.id
+            ));
         }
         let mut sorted = self.voters.clone();
         sorted.sort();
@@ -90,8 +93,12 @@ impl Config {
                 self.election_tick_max, self.election_tick_min
             ));
         }
-        if self.max_append_entries == 0 || self.max_in_flight == 0 || self.snapshot_chunk_bytes == 0 {
-            return invalid("max_append_entries, max_in_flight and snapshot_chunk_bytes must be at least 1".into());
+        if self.max_append_entries == 0 || self.max_in_flight == 0 || self.snapshot_chunk_bytes == 0
+        {
+            return invalid(
+                "max_append_entries, max_in_flight and snapshot_chunk_bytes must be at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }

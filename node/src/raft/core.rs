@@ -13,7 +13,9 @@ use super::config::Config;
 use super::log::RaftLog;
 use super::message::{Entry, HardState, Message, NodeId, Snapshot, SnapshotMeta};
 use super::progress::Progress;
-use super::types::{CompactError, PeerProgress, ProposeError, Ready, RestoreError, RestoredState, Role, Status};
+use super::types::{
+    CompactError, PeerProgress, ProposeError, Ready, RestoreError, RestoredState, Role, Status,
+};
 
 /// A snapshot being received chunk by chunk.
 #[derive(Debug)]
@@ -68,7 +70,10 @@ impl Raft {
         let last_index = snapshot.index + restored.entries.len() as u64;
         let hard_state = restored.hard_state;
         if hard_state.commit > last_index {
-            return Err(RestoreError::CommitBeyondLastIndex { commit: hard_state.commit, last_index });
+            return Err(RestoreError::CommitBeyondLastIndex {
+                commit: hard_state.commit,
+                last_index,
+            });
         }
         // The snapshot covers committed entries only, so it raises a lower stored commit.
         let commit = hard_state.commit.max(snapshot.index);
@@ -83,7 +88,12 @@ impl Raft {
             (hard_state.term, hard_state.voted_for.clone())
         };
 
-        let mut peers: Vec<NodeId> = config.voters.iter().filter(|v| **v != config.id).cloned().collect();
+        let mut peers: Vec<NodeId> = config
+            .voters
+            .iter()
+            .filter(|v| **v != config.id)
+            .cloned()
+            .collect();
         peers.sort();
         let rng = StdRng::seed_from_u64(config.seed);
         let mut raft = Raft {
@@ -173,33 +183,68 @@ impl Raft {
     /// lower term is stale), then the message is dispatched by role.
     pub fn step(&mut self, from: &str, msg: Message) {
         if from == self.config.id || !self.peers.iter().any(|p| p == from) {
-            debug!("node {}: ignoring {} from unknown node {from:?}", self.config.id, msg.type_name());
+            debug!(
+                "node {}: ignoring {} from unknown node {from:?}",
+                self.config.id,
+                msg.type_name()
+            );
             return;
         }
         if !self.settle_term(from, &msg) {
             return;
         }
         match msg {
-            Message::RequestVote { term, last_log_index, last_log_term, .. } => {
-                self.handle_vote_request(from, term, last_log_index, last_log_term, false)
-            }
-            Message::PreVote { term, last_log_index, last_log_term, .. } => {
-                self.handle_vote_request(from, term, last_log_index, last_log_term, true)
-            }
-            Message::RequestVoteResponse { term, vote_granted, .. } => {
-                self.handle_vote_response(from, term, vote_granted, false)
-            }
-            Message::PreVoteResponse { term, vote_granted, .. } => {
-                self.handle_vote_response(from, term, vote_granted, true)
-            }
-            Message::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit, .. } => {
+            Message::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+                ..
+            } => self.handle_vote_request(from, term, last_log_index, last_log_term, false),
+            Message::PreVote {
+                term,
+                last_log_index,
+                last_log_term,
+                ..
+            } => self.handle_vote_request(from, term, last_log_index, last_log_term, true),
+            Message::RequestVoteResponse {
+                term, vote_granted, ..
+            } => self.handle_vote_response(from, term, vote_granted, false),
+            Message::PreVoteResponse {
+                term, vote_granted, ..
+            } => self.handle_vote_response(from, term, vote_granted, true),
+            Message::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                ..
+            } => {
                 if self.accept_leader(from, term) {
-                    self.handle_append_entries(from, prev_log_index, prev_log_term, entries, leader_commit);
+                    self.handle_append_entries(
+                        from,
+                        prev_log_index,
+                        prev_log_term,
+                        entries,
+                        leader_commit,
+                    );
                 }
             }
-            Message::AppendEntriesResponse { success, match_index, conflict_index, conflict_term, .. } => {
+            Message::AppendEntriesResponse {
+                success,
+                match_index,
+                conflict_index,
+                conflict_term,
+                ..
+            } => {
                 if self.role == Role::Leader {
-                    self.handle_append_response(from, success, match_index, conflict_index, conflict_term);
+                    self.handle_append_response(
+                        from,
+                        success,
+                        match_index,
+                        conflict_index,
+                        conflict_term,
+                    );
                 }
             }
             Message::InstallSnapshot {
@@ -212,11 +257,18 @@ impl Raft {
                 ..
             } => {
                 if self.accept_leader(from, term) {
-                    let meta = SnapshotMeta { index: last_included_index, term: last_included_term };
+                    let meta = SnapshotMeta {
+                        index: last_included_index,
+                        term: last_included_term,
+                    };
                     self.handle_install_snapshot(from, meta, offset, data, done);
                 }
             }
-            Message::InstallSnapshotResponse { success, next_offset, .. } => {
+            Message::InstallSnapshotResponse {
+                success,
+                next_offset,
+                ..
+            } => {
                 if self.role == Role::Leader {
                     self.handle_snapshot_response(from, success, next_offset);
                 }
@@ -237,7 +289,9 @@ impl Raft {
             // only with check-quorum, whose step-down makes the lease safe.
             let ignore = match msg {
                 Message::PreVote { .. } => self.heard_from_leader_recently(),
-                Message::RequestVote { .. } => self.config.check_quorum && self.heard_from_leader_recently(),
+                Message::RequestVote { .. } => {
+                    self.config.check_quorum && self.heard_from_leader_recently()
+                }
                 _ => false,
             };
             if ignore {
@@ -252,7 +306,10 @@ impl Raft {
             match msg {
                 // Pre-vote messages never change the receiver's term. A
                 // granted pre-vote carries the term the candidate will use.
-                Message::PreVote { .. } | Message::PreVoteResponse { vote_granted: true, .. } => {}
+                Message::PreVote { .. }
+                | Message::PreVoteResponse {
+                    vote_granted: true, ..
+                } => {}
                 Message::AppendEntries { .. } | Message::InstallSnapshot { .. } => {
                     self.become_follower(msg_term, Some(from.to_string()))
                 }
@@ -287,13 +344,22 @@ impl Raft {
                 conflict_index: None,
                 conflict_term: None,
             },
-            Message::InstallSnapshot { .. } => {
-                Message::InstallSnapshotResponse { term: self.term, node_id, success: false, next_offset: 0 }
-            }
-            Message::RequestVote { .. } => {
-                Message::RequestVoteResponse { term: self.term, vote_granted: false, node_id }
-            }
-            Message::PreVote { .. } => Message::PreVoteResponse { term: self.term, vote_granted: false, node_id },
+            Message::InstallSnapshot { .. } => Message::InstallSnapshotResponse {
+                term: self.term,
+                node_id,
+                success: false,
+                next_offset: 0,
+            },
+            Message::RequestVote { .. } => Message::RequestVoteResponse {
+                term: self.term,
+                vote_granted: false,
+                node_id,
+            },
+            Message::PreVote { .. } => Message::PreVoteResponse {
+                term: self.term,
+                vote_granted: false,
+                node_id,
+            },
             _ => return,
         };
         self.send(from, reply);
@@ -335,23 +401,35 @@ impl Raft {
     pub(crate) fn reset_timers(&mut self) {
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
-        self.randomized_election_timeout =
-            self.rng.gen_range(self.config.election_tick_min..self.config.election_tick_max);
+        self.randomized_election_timeout = self
+            .rng
+            .gen_range(self.config.election_tick_min..self.config.election_tick_max);
     }
 
     /// Switches to follower. A higher `term` clears the vote.
     pub(crate) fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
-        assert!(term >= self.term, "term must not decrease ({} -> {term})", self.term);
+        assert!(
+            term >= self.term,
+            "term must not decrease ({} -> {term})",
+            self.term
+        );
         if term > self.term {
             info!("node {}: term {} -> {term}", self.config.id, self.term);
             self.term = term;
             self.vote = None;
         }
         if self.role != Role::Follower {
-            info!("node {}: {} -> follower in term {term}", self.config.id, self.role);
+            info!(
+                "node {}: {} -> follower in term {term}",
+                self.config.id, self.role
+            );
         }
         if leader.is_some() && leader != self.leader {
-            info!("node {}: following leader {} in term {term}", self.config.id, leader.as_deref().unwrap_or(""));
+            info!(
+                "node {}: following leader {} in term {term}",
+                self.config.id,
+                leader.as_deref().unwrap_or("")
+            );
         }
         self.role = Role::Follower;
         self.leader = leader;
@@ -365,13 +443,19 @@ impl Raft {
     /// up in `committed_entries`.
     pub fn propose(&mut self, data: Bytes) -> Result<(u64, u64), ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader.clone() });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader.clone(),
+            });
         }
         if data.is_empty() {
             return Err(ProposeError::EmptyData);
         }
         let index = self.log.last_index() + 1;
-        self.log.append(Entry { index, term: self.term, data });
+        self.log.append(Entry {
+            index,
+            term: self.term,
+            data,
+        });
         self.after_leader_append();
         Ok((index, self.term))
     }
@@ -410,12 +494,21 @@ impl Raft {
     pub fn compact(&mut self, index: u64, data: Bytes) -> Result<(), CompactError> {
         let snapshot_index = self.log.snapshot_meta().index;
         if index < snapshot_index {
-            return Err(CompactError::Compacted { index, snapshot_index });
+            return Err(CompactError::Compacted {
+                index,
+                snapshot_index,
+            });
         }
         if index > self.log.applied {
-            return Err(CompactError::Unapplied { index, applied: self.log.applied });
+            return Err(CompactError::Unapplied {
+                index,
+                applied: self.log.applied,
+            });
         }
-        let term = self.log.term(index).expect("an index between snapshot and applied has a term");
+        let term = self
+            .log
+            .term(index)
+            .expect("an index between snapshot and applied has a term");
         let meta = SnapshotMeta { index, term };
         self.log.compact(meta.clone());
         self.snapshot = Some(Snapshot { meta, data });
@@ -450,23 +543,32 @@ impl Raft {
     }
 
     fn hard_state(&self) -> HardState {
-        HardState { term: self.term, voted_for: self.vote.clone(), commit: self.log.committed }
+        HardState {
+            term: self.term,
+            voted_for: self.vote.clone(),
+            commit: self.log.committed,
+        }
     }
 }
 
 /// Checks that restored entries follow the snapshot without gaps and that
 /// their terms never decrease.
 fn check_restored_entries(snapshot: &SnapshotMeta, entries: &[Entry]) -> Result<(), RestoreError> {
-    let mut expected = snapshot.index + 1;
     let mut previous = snapshot.term;
-    for entry in entries {
+    for (expected, entry) in (snapshot.index + 1..).zip(entries) {
         if entry.index != expected {
-            return Err(RestoreError::EntryGap { expected, found: entry.index });
+            return Err(RestoreError::EntryGap {
+                expected,
+                found: entry.index,
+            });
         }
         if entry.term < previous {
-            return Err(RestoreError::TermDecrease { index: entry.index, term: entry.term, previous });
+            return Err(RestoreError::TermDecrease {
+                index: entry.index,
+                term: entry.term,
+                previous,
+            });
         }
-        expected += 1;
         previous = entry.term;
     }
     Ok(())

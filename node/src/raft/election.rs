@@ -23,8 +23,17 @@ impl Raft {
     /// without changing its term or vote, so that a node that cannot win
     /// (stale log, or a live leader nearby) does not disrupt the cluster.
     fn become_pre_candidate(&mut self) {
-        assert_ne!(self.role, Role::Leader, "a leader cannot become pre-candidate");
-        info!("node {}: {} -> pre-candidate, starting pre-vote for term {}", self.config.id, self.role, self.term + 1);
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "a leader cannot become pre-candidate"
+        );
+        info!(
+            "node {}: {} -> pre-candidate, starting pre-vote for term {}",
+            self.config.id,
+            self.role,
+            self.term + 1
+        );
         self.role = Role::PreCandidate;
         self.leader = None;
         self.votes.clear();
@@ -38,7 +47,10 @@ impl Raft {
         assert_ne!(self.role, Role::Leader, "a leader cannot become candidate");
         self.term += 1;
         self.vote = Some(self.config.id.clone());
-        info!("node {}: {} -> candidate, starting election in term {}", self.config.id, self.role, self.term);
+        info!(
+            "node {}: {} -> candidate, starting election in term {}",
+            self.config.id, self.role, self.term
+        );
         self.role = Role::Candidate;
         self.leader = None;
         self.votes.clear();
@@ -53,9 +65,19 @@ impl Raft {
         let candidate_id = self.config.id.clone();
         for peer in self.peers.clone() {
             let msg = if pre_vote {
-                Message::PreVote { term, candidate_id: candidate_id.clone(), last_log_index, last_log_term }
+                Message::PreVote {
+                    term,
+                    candidate_id: candidate_id.clone(),
+                    last_log_index,
+                    last_log_term,
+                }
             } else {
-                Message::RequestVote { term, candidate_id: candidate_id.clone(), last_log_index, last_log_term }
+                Message::RequestVote {
+                    term,
+                    candidate_id: candidate_id.clone(),
+                    last_log_index,
+                    last_log_term,
+                }
             };
             self.send(&peer, msg);
         }
@@ -94,7 +116,14 @@ impl Raft {
         let node_id = self.config.id.clone();
         if pre_vote {
             let reply_term = if granted { term } else { self.term };
-            self.send(from, Message::PreVoteResponse { term: reply_term, vote_granted: granted, node_id });
+            self.send(
+                from,
+                Message::PreVoteResponse {
+                    term: reply_term,
+                    vote_granted: granted,
+                    node_id,
+                },
+            );
             return;
         }
         if granted {
@@ -102,11 +131,24 @@ impl Raft {
             self.vote = Some(from.to_string());
             self.reset_timers();
         }
-        self.send(from, Message::RequestVoteResponse { term: self.term, vote_granted: granted, node_id });
+        self.send(
+            from,
+            Message::RequestVoteResponse {
+                term: self.term,
+                vote_granted: granted,
+                node_id,
+            },
+        );
     }
 
     /// Counts a vote reply that belongs to the current (pre-)election.
-    pub(crate) fn handle_vote_response(&mut self, from: &str, term: u64, granted: bool, pre_vote: bool) {
+    pub(crate) fn handle_vote_response(
+        &mut self,
+        from: &str,
+        term: u64,
+        granted: bool,
+        pre_vote: bool,
+    ) {
         let current = match (self.role, pre_vote) {
             (Role::PreCandidate, true) => !granted || term == self.term + 1,
             (Role::Candidate, false) => term == self.term,
@@ -130,7 +172,10 @@ impl Raft {
                 _ => {}
             }
         } else if rejected_count >= self.quorum() {
-            info!("node {}: lost the {} in term {}", self.config.id, self.role, self.term);
+            info!(
+                "node {}: lost the {} in term {}",
+                self.config.id, self.role, self.term
+            );
             self.become_follower(self.term, None);
         }
     }
@@ -139,17 +184,32 @@ impl Raft {
     /// leader may only count replicas of an entry of its own term to commit
     /// (Raft paper, section 5.4.2).
     fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate can become leader");
-        info!("node {}: candidate -> leader in term {}", self.config.id, self.term);
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate can become leader"
+        );
+        info!(
+            "node {}: candidate -> leader in term {}",
+            self.config.id, self.term
+        );
         self.role = Role::Leader;
         self.leader = Some(self.config.id.clone());
         self.votes.clear();
         self.reset_timers();
         self.incoming_snapshot = None;
         let next_index = self.log.last_index() + 1;
-        self.progress = self.peers.iter().map(|p| (p.clone(), Progress::new(next_index))).collect();
+        self.progress = self
+            .peers
+            .iter()
+            .map(|p| (p.clone(), Progress::new(next_index)))
+            .collect();
 
-        let noop = Entry { index: next_index, term: self.term, data: bytes::Bytes::new() };
+        let noop = Entry {
+            index: next_index,
+            term: self.term,
+            data: bytes::Bytes::new(),
+        };
         self.log.append(noop);
         self.after_leader_append();
     }

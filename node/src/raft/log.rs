@@ -27,7 +27,13 @@ impl RaftLog {
     pub(crate) fn restore(snapshot: SnapshotMeta, entries: Vec<Entry>, committed: u64) -> RaftLog {
         let applied = snapshot.index;
         let unstable_from = snapshot.index + 1 + entries.len() as u64;
-        RaftLog { snapshot, entries, committed, applied, unstable_from }
+        RaftLog {
+            snapshot,
+            entries,
+            committed,
+            applied,
+            unstable_from,
+        }
     }
 
     pub(crate) fn snapshot_meta(&self) -> &SnapshotMeta {
@@ -68,24 +74,37 @@ impl RaftLog {
     /// as up to date as this one: a later last term wins, and with equal last
     /// terms the longer log wins.
     pub(crate) fn is_up_to_date(&self, last_index: u64, last_term: u64) -> bool {
-        last_term > self.last_term() || (last_term == self.last_term() && last_index >= self.last_index())
+        last_term > self.last_term()
+            || (last_term == self.last_term() && last_index >= self.last_index())
     }
 
     /// Returns entries in `[from, to)`, limited to `max_count` entries and
     /// `max_bytes` payload bytes, but always at least one entry when the range
     /// is not empty. `from` must be at or after `first_index()`.
-    pub(crate) fn slice(&self, from: u64, to: u64, max_count: usize, max_bytes: usize) -> Vec<Entry> {
+    pub(crate) fn slice(
+        &self,
+        from: u64,
+        to: u64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Vec<Entry> {
         let to = to.min(self.last_index() + 1);
         if from >= to {
             return Vec::new();
         }
-        assert!(from > self.snapshot.index, "slice from {from} reaches into the snapshot at {}", self.snapshot.index);
+        assert!(
+            from > self.snapshot.index,
+            "slice from {from} reaches into the snapshot at {}",
+            self.snapshot.index
+        );
         let start = (from - self.snapshot.index - 1) as usize;
         let end = (to - self.snapshot.index - 1) as usize;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for entry in &self.entries[start..end] {
-            if !out.is_empty() && (out.len() >= max_count || bytes + entry.payload_len() > max_bytes) {
+            if !out.is_empty()
+                && (out.len() >= max_count || bytes + entry.payload_len() > max_bytes)
+            {
                 break;
             }
             bytes += entry.payload_len();
@@ -96,7 +115,11 @@ impl RaftLog {
 
     /// Appends one entry at the end of the log.
     pub(crate) fn append(&mut self, entry: Entry) {
-        assert_eq!(entry.index, self.last_index() + 1, "appended entry must follow the last index");
+        assert_eq!(
+            entry.index,
+            self.last_index() + 1,
+            "appended entry must follow the last index"
+        );
         self.entries.push(entry);
     }
 
@@ -108,10 +131,10 @@ impl RaftLog {
     /// follow it). Returns the index of the first entry that was truncated,
     /// if any.
     pub(crate) fn merge(&mut self, entries: &[Entry]) -> Option<u64> {
-        let conflict = entries.iter().position(|e| self.term(e.index) != Some(e.term));
-        let Some(position) = conflict else {
-            return None;
-        };
+        let conflict = entries
+            .iter()
+            .position(|e| self.term(e.index) != Some(e.term));
+        let position = conflict?;
         let first_new = entries[position].index;
         let mut truncated = None;
         if first_new <= self.last_index() {
@@ -120,7 +143,8 @@ impl RaftLog {
                 "conflicting entry at index {first_new} is at or below the commit index {}",
                 self.committed
             );
-            self.entries.truncate((first_new - self.snapshot.index - 1) as usize);
+            self.entries
+                .truncate((first_new - self.snapshot.index - 1) as usize);
             self.unstable_from = self.unstable_from.min(first_new);
             truncated = Some(first_new);
         }
@@ -197,8 +221,18 @@ impl RaftLog {
     /// Drops the entries through `meta.index`, which the application has
     /// captured in a snapshot. `meta.index` must be applied.
     pub(crate) fn compact(&mut self, meta: SnapshotMeta) {
-        assert!(meta.index <= self.applied, "compaction through {} beyond applied {}", meta.index, self.applied);
-        assert!(meta.index >= self.snapshot.index, "compaction through {} below snapshot {}", meta.index, self.snapshot.index);
+        assert!(
+            meta.index <= self.applied,
+            "compaction through {} beyond applied {}",
+            meta.index,
+            self.applied
+        );
+        assert!(
+            meta.index >= self.snapshot.index,
+            "compaction through {} below snapshot {}",
+            meta.index,
+            self.snapshot.index
+        );
         let drop = (meta.index - self.snapshot.index) as usize;
         self.entries.drain(..drop);
         self.snapshot = meta;
@@ -220,11 +254,19 @@ mod tests {
     use bytes::Bytes;
 
     fn entry(index: u64, term: u64) -> Entry {
-        Entry { index, term, data: Bytes::from(format!("{index}/{term}")) }
+        Entry {
+            index,
+            term,
+            data: Bytes::from(format!("{index}/{term}")),
+        }
     }
 
     fn log_with_terms(terms: &[u64]) -> RaftLog {
-        let entries = terms.iter().enumerate().map(|(i, &t)| entry(i as u64 + 1, t)).collect();
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| entry(i as u64 + 1, t))
+            .collect();
         RaftLog::restore(SnapshotMeta::default(), entries, 0)
     }
 

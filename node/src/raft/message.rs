@@ -215,7 +215,11 @@ mod tests {
             leader_id: "Node_A".into(),
             prev_log_index: 1,
             prev_log_term: 1,
-            entries: vec![Entry { index: 2, term: 2, data: Bytes::from_static(b"hi") }],
+            entries: vec![Entry {
+                index: 2,
+                term: 2,
+                data: Bytes::from_static(b"hi"),
+            }],
             leader_commit: 1,
         };
         let value = serde_json::to_value(&msg).unwrap();
@@ -245,15 +249,31 @@ mod tests {
             }
         );
         let again = serde_json::to_string(&msg).unwrap();
-        assert!(!again.contains("conflictIndex"), "None hints are omitted: {again}");
+        assert!(
+            !again.contains("conflictIndex"),
+            "None hints are omitted: {again}"
+        );
     }
 
     #[test]
     fn every_variant_round_trips() {
         let messages = vec![
-            Message::RequestVoteResponse { term: 1, vote_granted: true, node_id: "a".into() },
-            Message::PreVote { term: 2, candidate_id: "a".into(), last_log_index: 0, last_log_term: 0 },
-            Message::PreVoteResponse { term: 2, vote_granted: false, node_id: "b".into() },
+            Message::RequestVoteResponse {
+                term: 1,
+                vote_granted: true,
+                node_id: "a".into(),
+            },
+            Message::PreVote {
+                term: 2,
+                candidate_id: "a".into(),
+                last_log_index: 0,
+                last_log_term: 0,
+            },
+            Message::PreVoteResponse {
+                term: 2,
+                vote_granted: false,
+                node_id: "b".into(),
+            },
             Message::AppendEntriesResponse {
                 term: 1,
                 success: false,
@@ -271,7 +291,12 @@ mod tests {
                 data: Bytes::from_static(&[0, 255, 7]),
                 done: true,
             },
-            Message::InstallSnapshotResponse { term: 5, node_id: "b".into(), success: true, next_offset: 3 },
+            Message::InstallSnapshotResponse {
+                term: 5,
+                node_id: "b".into(),
+                success: true,
+                next_offset: 3,
+            },
         ];
         for msg in messages {
             let text = serde_json::to_string(&msg).unwrap();

@@ -63,7 +63,10 @@ impl Progress {
     }
 
     pub(crate) fn become_snapshot(&mut self, snapshot: Snapshot) {
-        self.state = ReplicationState::Snapshot { snapshot, offset: 0 };
+        self.state = ReplicationState::Snapshot {
+            snapshot,
+            offset: 0,
+        };
         self.probe_sent = false;
         self.in_flight.clear();
     }
@@ -76,7 +79,11 @@ impl Progress {
         }
         self.match_index = match_index;
         self.next_index = self.next_index.max(match_index + 1);
-        while self.in_flight.front().is_some_and(|&last| last <= match_index) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|&last| last <= match_index)
+        {
             self.in_flight.pop_front();
         }
         true

@@ -53,7 +53,10 @@ impl Raft {
     /// Sends entries from the follower's next index, or starts a snapshot
     /// transfer if the entry before it was compacted away.
     fn send_append(&mut self, to: &str, send_if_empty: bool) {
-        let pr = self.progress.get_mut(to).expect("leader has progress for every peer");
+        let pr = self
+            .progress
+            .get_mut(to)
+            .expect("leader has progress for every peer");
         let prev_log_index = pr.next_index - 1;
         let Some(prev_log_term) = self.log.term(prev_log_index) else {
             self.start_snapshot_transfer(to);
@@ -109,7 +112,10 @@ impl Raft {
         let (prev_log_index, entries) = if prev_log_index < committed {
             // Our committed prefix is identical to the leader's log (leader
             // completeness), so only entries after it need checking.
-            let tail: Vec<Entry> = entries.into_iter().filter(|e| e.index > committed).collect();
+            let tail: Vec<Entry> = entries
+                .into_iter()
+                .filter(|e| e.index > committed)
+                .collect();
             (committed, tail)
         } else if self.log.matches(prev_log_index, prev_log_term) {
             (prev_log_index, entries)
@@ -120,7 +126,10 @@ impl Raft {
 
         let last_new = prev_log_index + entries.len() as u64;
         if let Some(index) = self.log.merge(&entries) {
-            debug!("node {}: truncated conflicting entries from index {index}", self.config.id);
+            debug!(
+                "node {}: truncated conflicting entries from index {index}",
+                self.config.id
+            );
         }
         self.log.commit_to(leader_commit.min(last_new));
         let reply = Message::AppendEntriesResponse {
@@ -176,7 +185,10 @@ impl Raft {
         };
         pr.recent_active = true;
         if match_index > last_index {
-            debug!("node {}: ignoring match index {match_index} from {from} beyond our last index", self.config.id);
+            debug!(
+                "node {}: ignoring match index {match_index} from {from} beyond our last index",
+                self.config.id
+            );
             return;
         }
 
@@ -184,16 +196,11 @@ impl Raft {
             let updated = pr.maybe_update(match_index);
             // Any success ends probing: the log matches through `match_index`,
             // so streaming can start right after it.
-            let was_probing = matches!(pr.state, ReplicationState::Probe);
-            if was_probing {
+            if matches!(pr.state, ReplicationState::Probe) {
                 pr.become_replicate();
             }
-            if !updated && !was_probing {
-                // A stale or repeated reply still shows the follower is
-                // reachable, so send whatever the in-flight window allows.
-                self.maybe_send_append(from, false);
-                return;
-            }
+            // Even a stale or repeated reply shows the follower is reachable,
+            // so the leader sends whatever the in-flight window allows.
             if updated && self.maybe_commit() {
                 self.broadcast_commit();
             } else {
@@ -262,7 +269,10 @@ impl Raft {
             "node {}: sending snapshot through index {} to {to} in term {}",
             self.config.id, snapshot.meta.index, self.term
         );
-        self.progress.get_mut(to).expect("leader has progress for every peer").become_snapshot(snapshot);
+        self.progress
+            .get_mut(to)
+            .expect("leader has progress for every peer")
+            .become_snapshot(snapshot);
         self.send_snapshot_chunk(to);
     }
 
@@ -347,8 +357,12 @@ impl Raft {
             .as_ref()
             .is_some_and(|s| s.term == self.term && s.leader == from && s.meta == meta);
         if offset == 0 {
-            self.incoming_snapshot =
-                Some(IncomingSnapshot { term: self.term, leader: from.to_string(), meta: meta.clone(), data: Vec::new() });
+            self.incoming_snapshot = Some(IncomingSnapshot {
+                term: self.term,
+                leader: from.to_string(),
+                meta: meta.clone(),
+                data: Vec::new(),
+            });
         } else if !same_transfer {
             self.incoming_snapshot = None;
             self.reply_snapshot(from, false, 0);
@@ -364,7 +378,10 @@ impl Raft {
         let received = incoming.data.len() as u64;
         if done {
             let incoming = self.incoming_snapshot.take().expect("transfer exists");
-            self.install_snapshot(Snapshot { meta: incoming.meta, data: Bytes::from(incoming.data) });
+            self.install_snapshot(Snapshot {
+                meta: incoming.meta,
+                data: Bytes::from(incoming.data),
+            });
         }
         self.reply_snapshot(from, true, received);
     }
@@ -380,8 +397,12 @@ impl Raft {
     }
 
     fn reply_snapshot(&mut self, to: &str, success: bool, next_offset: u64) {
-        let reply =
-            Message::InstallSnapshotResponse { term: self.term, node_id: self.config.id.clone(), success, next_offset };
+        let reply = Message::InstallSnapshotResponse {
+            term: self.term,
+            node_id: self.config.id.clone(),
+            success,
+            next_offset,
+        };
         self.send(to, reply);
     }
 }

@@ -21,17 +21,29 @@ fn test_config(id: &str, voters: &[NodeId]) -> Config {
 }
 
 fn entry(index: u64, term: u64, data: &str) -> Entry {
-    Entry { index, term, data: Bytes::from(data.to_string()) }
+    Entry {
+        index,
+        term,
+        data: Bytes::from(data.to_string()),
+    }
 }
 
 /// Builds a log of entries with the given terms, indexes from 1.
 fn entries_with_terms(terms: &[u64]) -> Vec<Entry> {
-    terms.iter().enumerate().map(|(i, &t)| entry(i as u64 + 1, t, &format!("e{}", i + 1))).collect()
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| entry(i as u64 + 1, t, &format!("e{}", i + 1)))
+        .collect()
 }
 
 fn restored(term: u64, terms: &[u64]) -> RestoredState {
     RestoredState {
-        hard_state: HardState { term, voted_for: None, commit: 0 },
+        hard_state: HardState {
+            term,
+            voted_for: None,
+            commit: 0,
+        },
         snapshot: None,
         entries: entries_with_terms(terms),
     }
@@ -103,7 +115,10 @@ impl Network {
                 if let Some(snapshot) = ready.snapshot {
                     self.installed.entry(id.clone()).or_default().push(snapshot);
                 }
-                self.applied.entry(id.clone()).or_default().extend(ready.committed_entries);
+                self.applied
+                    .entry(id.clone())
+                    .or_default()
+                    .extend(ready.committed_entries);
                 for (to, msg) in ready.messages {
                     outbox.push((id.clone(), to, msg));
                 }
@@ -139,7 +154,11 @@ impl Network {
     }
 
     fn leaders(&self) -> Vec<(NodeId, u64)> {
-        self.nodes.values().filter(|n| n.is_leader()).map(|n| (n.id().to_string(), n.term())).collect()
+        self.nodes
+            .values()
+            .filter(|n| n.is_leader())
+            .map(|n| (n.id().to_string(), n.term()))
+            .collect()
     }
 }
 
@@ -162,21 +181,39 @@ fn election_elects_one_leader_per_term() {
             }
         }
     }
-    assert!(leader_of_term.len() >= 5, "expected several elections, saw {leader_of_term:?}");
+    assert!(
+        leader_of_term.len() >= 5,
+        "expected several elections, saw {leader_of_term:?}"
+    );
 }
 
 #[test]
 fn vote_is_in_hard_state_of_same_ready() {
     let voters = ids(3);
     let mut node = Raft::new(test_config("n1", &voters), RestoredState::default()).unwrap();
-    node.step("n2", Message::RequestVote { term: 1, candidate_id: "n2".into(), last_log_index: 0, last_log_term: 0 });
+    node.step(
+        "n2",
+        Message::RequestVote {
+            term: 1,
+            candidate_id: "n2".into(),
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    );
     let ready = node.ready();
     let hard_state = ready.hard_state.expect("a vote changes the hard state");
     assert_eq!(hard_state.term, 1);
     assert_eq!(hard_state.voted_for.as_deref(), Some("n2"));
     assert_eq!(
         ready.messages,
-        vec![("n2".to_string(), Message::RequestVoteResponse { term: 1, vote_granted: true, node_id: "n1".into() })]
+        vec![(
+            "n2".to_string(),
+            Message::RequestVoteResponse {
+                term: 1,
+                vote_granted: true,
+                node_id: "n1".into()
+            }
+        )]
     );
 }
 
@@ -184,26 +221,78 @@ fn vote_is_in_hard_state_of_same_ready() {
 fn vote_granted_once_per_term_even_after_restart() {
     let voters = ids(3);
     let mut node = Raft::new(test_config("n1", &voters), RestoredState::default()).unwrap();
-    node.step("n2", Message::RequestVote { term: 1, candidate_id: "n2".into(), last_log_index: 0, last_log_term: 0 });
+    node.step(
+        "n2",
+        Message::RequestVote {
+            term: 1,
+            candidate_id: "n2".into(),
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    );
     let hard_state = node.ready().hard_state.unwrap();
 
-    node.step("n3", Message::RequestVote { term: 1, candidate_id: "n3".into(), last_log_index: 0, last_log_term: 0 });
+    node.step(
+        "n3",
+        Message::RequestVote {
+            term: 1,
+            candidate_id: "n3".into(),
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    );
     let reply = node.ready().messages;
-    assert_eq!(reply[0].1, Message::RequestVoteResponse { term: 1, vote_granted: false, node_id: "n1".into() });
+    assert_eq!(
+        reply[0].1,
+        Message::RequestVoteResponse {
+            term: 1,
+            vote_granted: false,
+            node_id: "n1".into()
+        }
+    );
 
-    let state = RestoredState { hard_state, snapshot: None, entries: Vec::new() };
+    let state = RestoredState {
+        hard_state,
+        snapshot: None,
+        entries: Vec::new(),
+    };
     let mut restarted = Raft::new(test_config("n1", &voters), state).unwrap();
-    restarted
-        .step("n3", Message::RequestVote { term: 1, candidate_id: "n3".into(), last_log_index: 0, last_log_term: 0 });
-    let reply = restarted.ready().messages;
-    assert_eq!(reply[0].1, Message::RequestVoteResponse { term: 1, vote_granted: false, node_id: "n1".into() });
-
-    restarted
-        .step("n2", Message::RequestVote { term: 1, candidate_id: "n2".into(), last_log_index: 0, last_log_term: 0 });
+    restarted.step(
+        "n3",
+        Message::RequestVote {
+            term: 1,
+            candidate_id: "n3".into(),
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    );
     let reply = restarted.ready().messages;
     assert_eq!(
         reply[0].1,
-        Message::RequestVoteResponse { term: 1, vote_granted: true, node_id: "n1".into() },
+        Message::RequestVoteResponse {
+            term: 1,
+            vote_granted: false,
+            node_id: "n1".into()
+        }
+    );
+
+    restarted.step(
+        "n2",
+        Message::RequestVote {
+            term: 1,
+            candidate_id: "n2".into(),
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    );
+    let reply = restarted.ready().messages;
+    assert_eq!(
+        reply[0].1,
+        Message::RequestVoteResponse {
+            term: 1,
+            vote_granted: true,
+            node_id: "n1".into()
+        },
         "a repeated request from the same candidate is granted again"
     );
 }
@@ -221,12 +310,23 @@ fn election_restriction_rejects_stale_logs() {
     let voters = ids(3);
     for (last_log_index, last_log_term, expected) in cases {
         let mut node = Raft::new(test_config("n1", &voters), restored(2, &[1, 2, 2])).unwrap();
-        node.step("n2", Message::RequestVote { term: 3, candidate_id: "n2".into(), last_log_index, last_log_term });
+        node.step(
+            "n2",
+            Message::RequestVote {
+                term: 3,
+                candidate_id: "n2".into(),
+                last_log_index,
+                last_log_term,
+            },
+        );
         let messages = node.ready().messages;
         let Message::RequestVoteResponse { vote_granted, .. } = messages[0].1 else {
             panic!("expected a vote response, got {:?}", messages[0].1);
         };
-        assert_eq!(vote_granted, expected, "candidate log ({last_log_index}, term {last_log_term})");
+        assert_eq!(
+            vote_granted, expected,
+            "candidate log ({last_log_index}, term {last_log_term})"
+        );
     }
 }
 
@@ -246,10 +346,28 @@ fn conflicting_entries_are_truncated() {
         },
     );
     let ready = node.ready();
-    assert_eq!(ready.entries, vec![entry(3, 3, "new")], "entries to rewrite from index 3");
-    assert_eq!(node.status().last_index, 3, "index 4 was removed with the conflict");
+    assert_eq!(
+        ready.entries,
+        vec![entry(3, 3, "new")],
+        "entries to rewrite from index 3"
+    );
+    assert_eq!(
+        node.status().last_index,
+        3,
+        "index 4 was removed with the conflict"
+    );
     let reply = &ready.messages[0].1;
-    assert!(matches!(reply, Message::AppendEntriesResponse { success: true, match_index: 3, .. }), "{reply:?}");
+    assert!(
+        matches!(
+            reply,
+            Message::AppendEntriesResponse {
+                success: true,
+                match_index: 3,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
 }
 
 #[test]
@@ -270,11 +388,22 @@ fn stale_append_entries_does_not_truncate() {
         },
     );
     let ready = node.ready();
-    assert!(ready.entries.is_empty(), "nothing to rewrite: {:?}", ready.entries);
+    assert!(
+        ready.entries.is_empty(),
+        "nothing to rewrite: {:?}",
+        ready.entries
+    );
     assert_eq!(node.status().last_index, 4);
     let reply = &ready.messages[0].1;
     assert!(
-        matches!(reply, Message::AppendEntriesResponse { success: true, match_index: 2, .. }),
+        matches!(
+            reply,
+            Message::AppendEntriesResponse {
+                success: true,
+                match_index: 2,
+                ..
+            }
+        ),
         "only the verified prefix is acknowledged: {reply:?}"
     );
 }
@@ -294,7 +423,11 @@ fn follower_commit_is_capped_by_last_new_entry() {
             leader_commit: 4,
         },
     );
-    assert_eq!(node.status().commit, 2, "entries after the verified ones may differ from the leader's");
+    assert_eq!(
+        node.status().commit,
+        2,
+        "entries after the verified ones may differ from the leader's"
+    );
 }
 
 /// Raft paper, Figure 8 and section 5.4.2: a leader must not commit an entry
@@ -303,12 +436,13 @@ fn follower_commit_is_capped_by_last_new_entry() {
 #[test]
 fn commit_of_earlier_term_waits_for_own_entry() {
     let voters = ids(5);
-    let mut states: Vec<RestoredState> = Vec::new();
-    states.push(restored(3, &[1, 2])); // n1 stores (2, term 2), not committed
-    states.push(restored(3, &[1, 2]));
-    states.push(restored(3, &[1]));
-    states.push(restored(3, &[1]));
-    states.push(restored(3, &[1]));
+    let states = vec![
+        restored(3, &[1, 2]), // n1 stores (2, term 2), not committed
+        restored(3, &[1, 2]),
+        restored(3, &[1]),
+        restored(3, &[1]),
+        restored(3, &[1]),
+    ];
     let mut net = Network::with_states(&voters, states);
     // n1 wins term 4 with votes from n2..n5; n3..n5 do not get entry 2 yet.
     net.cut.insert(("n1".into(), "n3".into()));
@@ -318,7 +452,12 @@ fn commit_of_earlier_term_waits_for_own_entry() {
     for voter in ["n3", "n4", "n5"] {
         net.node(voter).step(
             "n1",
-            Message::RequestVote { term: 4, candidate_id: "n1".into(), last_log_index: 2, last_log_term: 2 },
+            Message::RequestVote {
+                term: 4,
+                candidate_id: "n1".into(),
+                last_log_index: 2,
+                last_log_term: 2,
+            },
         );
         let votes = net.node(voter).ready().messages;
         for (_, vote) in votes {
@@ -327,7 +466,11 @@ fn commit_of_earlier_term_waits_for_own_entry() {
     }
     net.settle();
     assert!(net.node("n1").is_leader());
-    assert_eq!(net.node("n1").status().last_index, 3, "no-op of term 4 at index 3");
+    assert_eq!(
+        net.node("n1").status().last_index,
+        3,
+        "no-op of term 4 at index 3"
+    );
 
     // Entry 2 (term 2) now is on n1, n2 and, after this reply, n3: a majority.
     net.node("n1").step(
@@ -341,18 +484,30 @@ fn commit_of_earlier_term_waits_for_own_entry() {
             conflict_term: None,
         },
     );
-    assert_eq!(net.node("n1").status().commit, 0, "an entry of term 2 is not committed by counting replicas");
+    assert_eq!(
+        net.node("n1").status().commit,
+        0,
+        "an entry of term 2 is not committed by counting replicas"
+    );
 
     net.heal();
     net.tick_all(3);
-    assert_eq!(net.node("n1").status().commit, 3, "committing the no-op commits entry 2 too");
+    assert_eq!(
+        net.node("n1").status().commit,
+        3,
+        "committing the no-op commits entry 2 too"
+    );
 }
 
 #[test]
 fn restart_keeps_term_vote_log_and_reapplies() {
     let voters = ids(3);
     let state = RestoredState {
-        hard_state: HardState { term: 7, voted_for: Some("n2".into()), commit: 3 },
+        hard_state: HardState {
+            term: 7,
+            voted_for: Some("n2".into()),
+            commit: 3,
+        },
         snapshot: Some(SnapshotMeta { index: 1, term: 1 }),
         entries: vec![entry(2, 2, "a"), entry(3, 5, "b"), entry(4, 7, "c")],
     };
@@ -366,8 +521,14 @@ fn restart_keeps_term_vote_log_and_reapplies() {
 
     let ready = node.ready();
     assert!(ready.hard_state.is_none(), "nothing changed yet");
-    assert!(ready.entries.is_empty(), "restored entries are already stored");
-    assert_eq!(ready.committed_entries, vec![entry(2, 2, "a"), entry(3, 5, "b")]);
+    assert!(
+        ready.entries.is_empty(),
+        "restored entries are already stored"
+    );
+    assert_eq!(
+        ready.committed_entries,
+        vec![entry(2, 2, "a"), entry(3, 5, "b")]
+    );
     assert_eq!(node.status().applied, 3);
 }
 
@@ -380,15 +541,34 @@ fn restore_rejects_inconsistent_state() {
         entries: vec![entry(7, 1, "x")],
     };
     let err = Raft::new(test_config("n1", &voters), gap).unwrap_err();
-    assert_eq!(err, RestoreError::EntryGap { expected: 6, found: 7 });
+    assert_eq!(
+        err,
+        RestoreError::EntryGap {
+            expected: 6,
+            found: 7
+        }
+    );
 
     let mut beyond = restored(1, &[1, 1]);
     beyond.hard_state.commit = 3;
     let err = Raft::new(test_config("n1", &voters), beyond).unwrap_err();
-    assert_eq!(err, RestoreError::CommitBeyondLastIndex { commit: 3, last_index: 2 });
+    assert_eq!(
+        err,
+        RestoreError::CommitBeyondLastIndex {
+            commit: 3,
+            last_index: 2
+        }
+    );
 
     let err = Raft::new(test_config("n1", &voters), restored(3, &[2, 1])).unwrap_err();
-    assert_eq!(err, RestoreError::TermDecrease { index: 2, term: 1, previous: 2 });
+    assert_eq!(
+        err,
+        RestoreError::TermDecrease {
+            index: 2,
+            term: 1,
+            previous: 2
+        }
+    );
 
     let err = Raft::new(test_config("n9", &voters), RestoredState::default()).unwrap_err();
     assert!(matches!(err, RestoreError::InvalidConfig { .. }), "{err}");
@@ -410,12 +590,19 @@ fn pre_vote_keeps_isolated_node_term() {
     let term = net.node("n1").term();
     net.isolate("n3");
     net.tick_all(200);
-    assert_eq!(net.node("n3").term(), term, "an isolated node does not raise its term");
+    assert_eq!(
+        net.node("n3").term(),
+        term,
+        "an isolated node does not raise its term"
+    );
     assert_eq!(net.node("n3").role(), Role::PreCandidate);
 
     net.heal();
     net.tick_all(30);
-    assert!(net.node("n1").is_leader(), "the rejoining node does not depose the leader");
+    assert!(
+        net.node("n1").is_leader(),
+        "the rejoining node does not depose the leader"
+    );
     assert_eq!(net.node("n1").term(), term);
     assert_eq!(net.node("n3").leader().map(String::as_str), Some("n1"));
 }
@@ -429,7 +616,10 @@ fn without_pre_vote_isolated_node_raises_term() {
         let mut config = test_config(id, &voters);
         config.pre_vote = false;
         config.seed = i as u64 + 1;
-        net.nodes.insert(id.clone(), Raft::new(config, RestoredState::default()).unwrap());
+        net.nodes.insert(
+            id.clone(),
+            Raft::new(config, RestoredState::default()).unwrap(),
+        );
     }
     net.elect("n1");
     let term = net.node("n1").term();
@@ -445,10 +635,18 @@ fn live_leader_lease_ignores_vote_requests() {
     let term = net.node("n1").term();
     net.node("n2").step(
         "n3",
-        Message::RequestVote { term: term + 5, candidate_id: "n3".into(), last_log_index: 99, last_log_term: 99 },
+        Message::RequestVote {
+            term: term + 5,
+            candidate_id: "n3".into(),
+            last_log_index: 99,
+            last_log_term: 99,
+        },
     );
     assert_eq!(net.node("n2").term(), term, "the term is unchanged");
-    assert!(net.node("n2").ready().messages.is_empty(), "no reply inside the lease");
+    assert!(
+        net.node("n2").ready().messages.is_empty(),
+        "no reply inside the lease"
+    );
 }
 
 #[test]
@@ -477,8 +675,16 @@ fn check_quorum_keeps_connected_leader() {
 fn proposal_on_follower_names_leader() {
     let mut net = Network::new(3);
     net.elect("n1");
-    let err = net.node("n2").propose(Bytes::from_static(b"x")).unwrap_err();
-    assert_eq!(err, ProposeError::NotLeader { leader: Some("n1".into()) });
+    let err = net
+        .node("n2")
+        .propose(Bytes::from_static(b"x"))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ProposeError::NotLeader {
+            leader: Some("n1".into())
+        }
+    );
     let err = net.node("n1").propose(Bytes::new()).unwrap_err();
     assert_eq!(err, ProposeError::EmptyData);
 }
@@ -487,12 +693,19 @@ fn proposal_on_follower_names_leader() {
 fn proposal_is_applied_everywhere() {
     let mut net = Network::new(3);
     net.elect("n1");
-    let (index, term) = net.node("n1").propose(Bytes::from_static(b"hello")).unwrap();
+    let (index, term) = net
+        .node("n1")
+        .propose(Bytes::from_static(b"hello"))
+        .unwrap();
     net.settle();
     for id in ids(3) {
         let applied = &net.applied[&id];
         let last = applied.last().unwrap();
-        assert_eq!((last.index, last.term, &last.data[..]), (index, term, &b"hello"[..]), "on {id}");
+        assert_eq!(
+            (last.index, last.term, &last.data[..]),
+            (index, term, &b"hello"[..]),
+            "on {id}"
+        );
     }
 }
 
@@ -520,7 +733,11 @@ fn fast_back_off_skips_whole_terms() {
     let mut follower_terms = vec![1; 5];
     follower_terms.extend(vec![2; 40]);
     follower_terms.extend(vec![3; 40]);
-    let states = vec![restored(4, &leader_terms), restored(3, &follower_terms), restored(4, &leader_terms)];
+    let states = vec![
+        restored(4, &leader_terms),
+        restored(3, &follower_terms),
+        restored(4, &leader_terms),
+    ];
     let mut net = Network::with_states(&voters, states);
     net.isolate("n3");
     net.elect("n1");
@@ -529,9 +746,14 @@ fn fast_back_off_skips_whole_terms() {
     let rejections = net
         .delivered
         .iter()
-        .filter(|(from, _, m)| from == "n2" && matches!(m, Message::AppendEntriesResponse { success: false, .. }))
+        .filter(|(from, _, m)| {
+            from == "n2" && matches!(m, Message::AppendEntriesResponse { success: false, .. })
+        })
         .count();
-    assert!(rejections <= 2, "expected at most 2 rejections, got {rejections}");
+    assert!(
+        rejections <= 2,
+        "expected at most 2 rejections, got {rejections}"
+    );
     let leader_last = net.node("n1").status().last_index;
     assert_eq!(net.node("n2").status().last_index, leader_last);
     assert_eq!(net.node("n2").status().commit, leader_last);
@@ -546,11 +768,15 @@ fn lagging_follower_gets_snapshot_in_chunks() {
     net.elect("n1");
     net.isolate("n3");
     for i in 0..30 {
-        net.node("n1").propose(Bytes::from(format!("cmd{i}"))).unwrap();
+        net.node("n1")
+            .propose(Bytes::from(format!("cmd{i}")))
+            .unwrap();
         net.settle();
     }
     let applied = net.node("n1").status().applied;
-    net.node("n1").compact(applied, Bytes::from_static(b"state-through-applied")).unwrap();
+    net.node("n1")
+        .compact(applied, Bytes::from_static(b"state-through-applied"))
+        .unwrap();
     assert_eq!(net.node("n1").status().first_index, applied + 1);
 
     net.heal();
@@ -565,11 +791,23 @@ fn lagging_follower_gets_snapshot_in_chunks() {
         .iter()
         .filter(|(_, to, m)| to == "n3" && matches!(m, Message::InstallSnapshot { .. }))
         .count();
-    assert!(chunks >= 6, "21 bytes in 4-byte chunks need 6 messages, saw {chunks}");
+    assert!(
+        chunks >= 6,
+        "21 bytes in 4-byte chunks need 6 messages, saw {chunks}"
+    );
     let status = net.node("n3").status();
-    assert_eq!(status.snapshot, Some(SnapshotMeta { index: applied, term: net.node("n1").term() }));
+    assert_eq!(
+        status.snapshot,
+        Some(SnapshotMeta {
+            index: applied,
+            term: net.node("n1").term()
+        })
+    );
     assert_eq!(status.last_index, net.node("n1").status().last_index);
-    assert_eq!(net.node("n3").status().commit, net.node("n1").status().commit);
+    assert_eq!(
+        net.node("n3").status().commit,
+        net.node("n1").status().commit
+    );
 }
 
 #[test]
@@ -580,12 +818,18 @@ fn compact_rejects_unapplied_or_compacted_index() {
     let applied = node.status().applied;
     assert_eq!(
         node.compact(applied + 1, Bytes::new()),
-        Err(CompactError::Unapplied { index: applied + 1, applied })
+        Err(CompactError::Unapplied {
+            index: applied + 1,
+            applied
+        })
     );
     node.compact(applied, Bytes::new()).unwrap();
     assert_eq!(
         node.compact(applied - 1, Bytes::new()),
-        Err(CompactError::Compacted { index: applied - 1, snapshot_index: applied })
+        Err(CompactError::Compacted {
+            index: applied - 1,
+            snapshot_index: applied
+        })
     );
 }
 
@@ -593,7 +837,15 @@ fn compact_rejects_unapplied_or_compacted_index() {
 fn messages_from_unknown_nodes_are_ignored() {
     let voters = ids(3);
     let mut node = Raft::new(test_config("n1", &voters), RestoredState::default()).unwrap();
-    node.step("intruder", Message::RequestVote { term: 9, candidate_id: "intruder".into(), last_log_index: 0, last_log_term: 0 });
+    node.step(
+        "intruder",
+        Message::RequestVote {
+            term: 9,
+            candidate_id: "intruder".into(),
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    );
     assert_eq!(node.term(), 0);
     assert!(!node.has_ready());
 }
@@ -611,19 +863,34 @@ fn heartbeats_to_unreachable_follower_carry_no_entries() {
     net.elect("n1");
     net.isolate("n3");
     for i in 0..10 {
-        net.node("n1").propose(Bytes::from(format!("cmd{i}"))).unwrap();
+        net.node("n1")
+            .propose(Bytes::from(format!("cmd{i}")))
+            .unwrap();
     }
     net.settle();
     net.dropped.clear();
 
     net.tick_all(20);
-    let to_n3: Vec<&Message> = net.dropped.iter().filter(|(_, to, _)| to == "n3").map(|(_, _, m)| m).collect();
-    assert!(to_n3.len() >= 5, "a heartbeat every 2 ticks, saw {}", to_n3.len());
+    let to_n3: Vec<&Message> = net
+        .dropped
+        .iter()
+        .filter(|(_, to, _)| to == "n3")
+        .map(|(_, _, m)| m)
+        .collect();
+    assert!(
+        to_n3.len() >= 5,
+        "a heartbeat every 2 ticks, saw {}",
+        to_n3.len()
+    );
     for msg in to_n3 {
         let Message::AppendEntries { entries, .. } = msg else {
             panic!("expected AppendEntries, got {msg:?}");
         };
-        assert!(entries.is_empty(), "heartbeat carries {} entries", entries.len());
+        assert!(
+            entries.is_empty(),
+            "heartbeat carries {} entries",
+            entries.len()
+        );
     }
 }
 
@@ -637,7 +904,10 @@ fn pre_vote_alone_protects_live_leader() {
         let mut config = test_config(id, &voters);
         config.check_quorum = false;
         config.seed = i as u64 + 1;
-        net.nodes.insert(id.clone(), Raft::new(config, RestoredState::default()).unwrap());
+        net.nodes.insert(
+            id.clone(),
+            Raft::new(config, RestoredState::default()).unwrap(),
+        );
     }
     net.elect("n1");
     let term = net.node("n1").term();
@@ -683,5 +953,9 @@ fn rejection_that_empties_window_resends_backlog() {
             _ => Vec::new(),
         })
         .collect();
-    assert_eq!(entries_to_n2, vec![3], "the leader sends the entry that waited");
+    assert_eq!(
+        entries_to_n2,
+        vec![3],
+        "the leader sends the entry that waited"
+    );
 }

@@ -127,7 +127,11 @@ pub enum RestoreError {
     #[error("persisted log has a gap: expected entry {expected}, found entry {found}")]
     EntryGap { expected: u64, found: u64 },
     #[error("persisted entry {index} has term {term}, lower than the term {previous} before it")]
-    TermDecrease { index: u64, term: u64, previous: u64 },
+    TermDecrease {
+        index: u64,
+        term: u64,
+        previous: u64,
+    },
     #[error("persisted commit index {commit} is beyond the last log index {last_index}")]
     CommitBeyondLastIndex { commit: u64, last_index: u64 },
 }
