@@ -6,6 +6,7 @@
 //! `Ready`, so concurrent proposals share one write and one fsync.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -15,13 +16,22 @@ use log::{error, info, warn};
 use tokio::sync::{oneshot, watch};
 
 use crate::metrics::Metrics;
-use crate::raft::{Entry, Message, NodeId, ProposeError, Raft, Ready, Role, Status};
+use crate::raft::{Entry, HardState, Message, NodeId, ProposeError, Raft, Ready, Role, Snapshot, Status};
 use crate::state_machine::{Applied, StateMachine};
-use crate::storage::LogStore;
+use crate::storage::{save_snapshot, LogStore, StorageError};
 use crate::transport::Transport;
 
 /// Most events handled before one `Ready` is processed.
 const MAX_EVENTS_PER_READY: usize = 512;
+
+/// Why the driver had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("installing a snapshot failed: {0}")]
+    Snapshot(crate::state_machine::ApplyError),
+}
 
 /// Why a proposal did not apply.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -92,6 +102,24 @@ impl DriverHandle {
     }
 }
 
+/// Everything the driver thread takes ownership of.
+pub struct DriverParts {
+    pub raft: Raft,
+    pub store: LogStore,
+    pub state: StateMachine,
+    pub transport: Transport,
+    pub metrics: Arc<Metrics>,
+    pub tick: Duration,
+    /// Index of the last log entry on disk.
+    pub log_entries: u64,
+    /// Directory of `raft.log` and `snapshot`.
+    pub logs_dir: PathBuf,
+    /// Applied entries past the last snapshot that trigger a new one.
+    pub snapshot_entries: u64,
+    pub hard_state: HardState,
+    pub snapshot_index: u64,
+}
+
 pub struct Driver {
     raft: Raft,
     store: LogStore,
@@ -99,6 +127,12 @@ pub struct Driver {
     transport: Transport,
     metrics: Arc<Metrics>,
     tick: Duration,
+    logs_dir: PathBuf,
+    snapshot_entries: u64,
+    /// The last hard state written, needed when the log file is rewritten.
+    hard_state: HardState,
+    /// Index covered by the latest snapshot; the log file holds only later entries.
+    snapshot_index: u64,
     /// Proposals waiting for their entry to apply, by index, with the term they were proposed in.
     pending: BTreeMap<u64, (u64, ProposalReply)>,
     status: watch::Sender<NodeStatus>,
@@ -111,34 +145,35 @@ pub struct Driver {
 
 impl Driver {
     /// Starts the driver thread and returns its handle.
-    pub fn spawn(
-        raft: Raft,
-        store: LogStore,
-        state: StateMachine,
-        transport: Transport,
-        metrics: Arc<Metrics>,
-        tick: Duration,
-        log_entries: u64,
-    ) -> (DriverHandle, std::thread::JoinHandle<()>) {
+    pub fn spawn(parts: DriverParts) -> (DriverHandle, std::thread::JoinHandle<()>) {
         let (events, inbox) = std_mpsc::channel();
-        let state = Arc::new(RwLock::new(state));
-        let initial = NodeStatus { raft: raft.status(), recent_entries: Vec::new(), log_bytes: store.size(), log_entries };
+        let state = Arc::new(RwLock::new(parts.state));
+        let initial = NodeStatus {
+            raft: parts.raft.status(),
+            recent_entries: Vec::new(),
+            log_bytes: parts.store.size(),
+            log_entries: parts.log_entries,
+        };
         let (status_sender, status) = watch::channel(initial);
 
         let driver = Driver {
-            last_role: raft.role(),
-            last_term: raft.term(),
+            last_role: parts.raft.role(),
+            last_term: parts.raft.term(),
             last_leader: None,
-            raft,
-            store,
+            raft: parts.raft,
+            store: parts.store,
             state: state.clone(),
-            transport,
-            metrics,
-            tick,
+            transport: parts.transport,
+            metrics: parts.metrics,
+            tick: parts.tick,
+            logs_dir: parts.logs_dir,
+            snapshot_entries: parts.snapshot_entries.max(1),
+            hard_state: parts.hard_state,
+            snapshot_index: parts.snapshot_index,
             pending: BTreeMap::new(),
             status: status_sender,
             recent: Vec::new(),
-            log_entries,
+            log_entries: parts.log_entries,
         };
         let thread = std::thread::Builder::new()
             .name("raft-driver".into())
@@ -175,8 +210,10 @@ impl Driver {
             }
 
             if let Err(e) = self.process_ready() {
-                error!("{}: stopping the Raft driver: {e}", self.raft.id());
-                stop = true;
+                // A failed write or fsync leaves the on-disk state unknown; continuing
+                // could acknowledge data that is not durable, so the process exits.
+                error!("{}: fatal storage error, exiting: {e}", self.raft.id());
+                std::process::exit(1);
             }
             self.observe_changes();
             if stop {
@@ -211,16 +248,17 @@ impl Driver {
     }
 
     /// Persists, sends and applies one `Ready`, in that order.
-    fn process_ready(&mut self) -> Result<(), crate::storage::StorageError> {
+    fn process_ready(&mut self) -> Result<(), DriverError> {
         if !self.raft.has_ready() {
             return Ok(());
         }
         let Ready { hard_state, entries, snapshot, messages, committed_entries } = self.raft.ready();
+        if let Some(state) = &hard_state {
+            self.hard_state = state.clone();
+        }
 
-        if snapshot.is_some() {
-            // TODO: restore the state machine from an InstallSnapshot; the shell does not
-            // compact yet, so no leader sends one.
-            warn!("{}: received a snapshot, which this node cannot install yet", self.raft.id());
+        if let Some(snapshot) = snapshot {
+            self.install_snapshot(snapshot)?;
         }
 
         if hard_state.is_some() || !entries.is_empty() {
@@ -237,6 +275,57 @@ impl Driver {
         for entry in &committed_entries {
             self.apply(entry);
         }
+        self.maybe_snapshot()?;
+        Ok(())
+    }
+
+    /// Replaces the log and the state machine with a snapshot sent by the leader.
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), DriverError> {
+        let index = snapshot.meta.index;
+        info!("{}: installing a snapshot through index {index} (term {}, {} bytes)", self.raft.id(), snapshot.meta.term, snapshot.data.len());
+
+        save_snapshot(&self.logs_dir, &snapshot)?;
+        self.store.rewrite(index + 1, &self.hard_state, &[])?;
+        self.state.write().unwrap_or_else(|e| e.into_inner()).restore(&snapshot.data).map_err(DriverError::Snapshot)?;
+
+        self.snapshot_index = index;
+        self.log_entries = index;
+        self.recent.clear();
+        self.metrics.snapshots_installed.inc();
+        while let Some((&pending, _)) = self.pending.first_key_value() {
+            if pending > index {
+                break;
+            }
+            let (_, reply) = self.pending.pop_first().expect("first key exists").1;
+            let _ = reply.send(Err(ProposalError::Superseded { index: pending }));
+        }
+        Ok(())
+    }
+
+    /// Snapshots the state machine and compacts the log once enough entries applied.
+    fn maybe_snapshot(&mut self) -> Result<(), DriverError> {
+        let applied = self.state.read().unwrap_or_else(|e| e.into_inner()).applied();
+        if applied < self.snapshot_index + self.snapshot_entries {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let data = self.state.read().unwrap_or_else(|e| e.into_inner()).snapshot()?;
+        let size = data.len();
+        if let Err(e) = self.raft.compact(applied, data.clone()) {
+            warn!("{}: compaction through {applied} refused: {e}", self.raft.id());
+            return Ok(());
+        }
+        let term = self.raft.status().snapshot.map(|s| s.term).unwrap_or(0);
+        save_snapshot(&self.logs_dir, &Snapshot { meta: crate::raft::SnapshotMeta { index: applied, term }, data })?;
+        self.store.compact(applied, &self.hard_state)?;
+
+        self.snapshot_index = applied;
+        self.metrics.snapshots_taken.inc();
+        info!(
+            "{}: snapshot through index {applied} (term {term}, {size} bytes) took {} ms; log compacted",
+            self.raft.id(),
+            started.elapsed().as_millis()
+        );
         Ok(())
     }
 

@@ -65,6 +65,10 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     predict_workers: usize,
 
+    /// Applied log entries after which the state machine is snapshotted and the log compacted.
+    #[arg(long, default_value_t = 1000)]
+    snapshot_entries: u64,
+
     /// Skip fsync of the Raft log (unsafe: acknowledged writes may be lost on power failure).
     #[arg(long)]
     no_fsync: bool,
@@ -99,6 +103,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.train_timeout = Duration::from_secs(args.train_timeout_secs);
     config.max_training_jobs = args.training_jobs;
     config.predict_workers = args.predict_workers;
+    config.snapshot_entries = args.snapshot_entries;
     config.fsync = !args.no_fsync;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -92,6 +92,8 @@ pub struct Metrics {
     pub fsync: Histogram,
     pub training: Histogram,
     pub training_failures: Counter,
+    pub snapshots_taken: Counter,
+    pub snapshots_installed: Counter,
     pub predictions: Histogram,
     /// Peer messages by (direction, type).
     peer_messages: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
@@ -143,6 +145,8 @@ impl Metrics {
             ("raft_leader_changes_total", "Times this node saw the leader change.", &self.leader_changes),
             ("raft_peer_messages_dropped_total", "Peer messages dropped on a full queue.", &self.peer_messages_dropped),
             ("training_failures_total", "Training jobs that failed.", &self.training_failures),
+            ("raft_snapshots_taken_total", "Snapshots this node took to compact its log.", &self.snapshots_taken),
+            ("raft_snapshots_installed_total", "Snapshots received from a leader and installed.", &self.snapshots_installed),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{node_label}}} {}", counter.get());

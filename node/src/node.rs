@@ -10,12 +10,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::NodeConfig;
-use crate::driver::Driver;
+use crate::driver::{Driver, DriverParts};
 use crate::metrics::Metrics;
 use crate::raft::{Raft, RestoredState};
 use crate::service::Service;
 use crate::state_machine::StateMachine;
-use crate::storage::LogStore;
+use crate::storage::{load_snapshot, LogStore};
 use crate::transport::Transport;
 
 /// Runs the node until Ctrl-C or SIGTERM.
@@ -25,18 +25,32 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let data_dir = config.data_dir();
     info!("{}: starting with data directory {}", me.id, data_dir.display());
 
-    let (store, recovered) = LogStore::open(&data_dir.join("logs"), config.fsync)
+    let logs_dir = data_dir.join("logs");
+    let (store, recovered) = LogStore::open(&logs_dir, config.fsync)
         .with_context(|| format!("recovering the Raft log of {}", me.id))?;
-    let state = StateMachine::open(&data_dir).context("opening the state machine directories")?;
+    let mut state = StateMachine::open(&data_dir).context("opening the state machine directories")?;
+    let snapshot = load_snapshot(&logs_dir)?;
+    if let Some(snapshot) = &snapshot {
+        state.restore(&snapshot.data).context("restoring the state machine from the snapshot")?;
+    }
 
     let mut raft_config = crate::raft::Config::new(me.id.clone(), config.cluster.ids());
     raft_config.election_tick_min = config.election_ticks.0;
     raft_config.election_tick_max = config.election_ticks.1;
     raft_config.heartbeat_tick = config.heartbeat_ticks;
     raft_config.seed ^= std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
-    let log_entries = recovered.entries.last().map(|e| e.index).unwrap_or(0);
-    let restored = RestoredState { hard_state: recovered.hard_state, snapshot: None, entries: recovered.entries };
-    let raft = Raft::new(raft_config, restored).context("restoring Raft state from the log")?;
+
+    // Entries that a snapshot already covers stay in the log file when a crash hit
+    // between saving the snapshot and rewriting the log.
+    let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
+    let entries: Vec<_> = recovered.entries.into_iter().filter(|e| e.index > snapshot_index).collect();
+    let log_entries = entries.last().map_or(snapshot_index, |e| e.index);
+    let hard_state = recovered.hard_state;
+    let restored = RestoredState { hard_state: hard_state.clone(), snapshot: snapshot.as_ref().map(|s| s.meta.clone()), entries };
+    let mut raft = Raft::new(raft_config, restored).context("restoring Raft state from the log")?;
+    if let Some(snapshot) = snapshot {
+        raft.compact(snapshot.meta.index, snapshot.data).context("handing the stored snapshot to the Raft core")?;
+    }
 
     let listeners = Listeners::bind(&config).await?;
     let (shutdown_sender, shutdown) = watch::channel(false);
@@ -44,7 +58,19 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let peers = config.cluster.nodes.iter().filter(|m| m.id != me.id).map(|m| (m.id.clone(), m.peer_addr())).collect();
     let transport = Transport::start(&me.id, peers, metrics.clone(), shutdown.clone());
 
-    let (driver, driver_thread) = Driver::spawn(raft, store, state, transport, metrics.clone(), config.tick, log_entries);
+    let (driver, driver_thread) = Driver::spawn(DriverParts {
+        raft,
+        store,
+        state,
+        transport,
+        metrics: metrics.clone(),
+        tick: config.tick,
+        log_entries,
+        logs_dir,
+        snapshot_entries: config.snapshot_entries,
+        hard_state,
+        snapshot_index,
+    });
     tokio::spawn(crate::transport::serve_peers(listeners.peer, config.cluster.ids(), driver.peer_sender(), shutdown.clone()));
 
     let service = Arc::new(Service::new(config.clone(), driver.clone(), metrics).context("preparing the work directory")?);

@@ -326,7 +326,11 @@ impl Service {
         std::fs::write(&csv, &content).map_err(|e| internal(format!("writing {}: {e}", csv.display())))?;
         let summary = self.runner.check_csv(&csv, None).await;
         let _ = std::fs::remove_dir_all(&job_dir);
-        let summary = summary?;
+        // The client knows its file by name, not by this node's scratch path.
+        let summary = summary.map_err(|mut e| {
+            e.message = e.message.replace(&csv.display().to_string(), name);
+            e
+        })?;
 
         let command = Command::StoreFile { name: name.to_string(), timestamp: now_millis(), request_id: Some(request_id.to_string()) };
         match self.propose(command.encode(&content)).await? {

@@ -80,7 +80,7 @@ impl Command {
 }
 
 /// A stored file as the monitor and LIST_MODELS see it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FileRecord {
     pub name: String,
     pub size: u64,
@@ -90,7 +90,7 @@ pub struct FileRecord {
 }
 
 /// A stored model and the metrics it was trained with.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelRecord {
     pub file: FileRecord,
     pub dataset: String,
@@ -149,12 +149,24 @@ pub enum ApplyError {
     Decode { index: u64, reason: String },
     #[error("entry {index} names an invalid file {name:?}: {reason}")]
     InvalidName { index: u64, name: String, reason: String },
+    #[error("snapshot cannot be decoded: {0}")]
+    Snapshot(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
+/// The tables of a snapshot; the files' bytes follow it in the snapshot data, datasets
+/// first and then models, each in the order listed here.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotHeader {
+    applied: u64,
+    datasets: Vec<FileRecord>,
+    models: Vec<ModelRecord>,
+    requests: Vec<(String, RequestRecord)>,
+}
+
 /// What one client request id has already done.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub dataset: Option<FileRecord>,
     pub model: Option<String>,
@@ -292,6 +304,68 @@ impl StateMachine {
         Ok(FileRecord { name: name.to_string(), size: content.len() as u64, sha256, index, timestamp })
     }
 
+    /// Encodes the whole state, including every file's bytes, as snapshot data.
+    // NOTE: the snapshot holds every dataset and model in memory; fine for tens of
+    // files of a few MiB, not for a data lake.
+    pub fn snapshot(&self) -> Result<Bytes, StorageError> {
+        let header = SnapshotHeader {
+            applied: self.applied,
+            datasets: self.datasets.values().cloned().collect(),
+            models: self.models.values().cloned().collect(),
+            requests: self.requests.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        let mut data = serde_json::to_vec(&header).expect("snapshot header always serializes");
+        data.push(b'\n');
+
+        let files = header.datasets.iter().map(|d| self.dataset_path(&d.name)).chain(
+            header.models.iter().map(|m| self.models_dir().join(format!("{}.{MODEL_EXTENSION}", m.file.name))),
+        );
+        for path in files {
+            let bytes = std::fs::read(&path).map_err(|source| StorageError::Io { path: path.clone(), source })?;
+            data.extend_from_slice(&bytes);
+        }
+        Ok(Bytes::from(data))
+    }
+
+    /// Replaces the state with a snapshot's, rewriting only files whose bytes differ.
+    pub fn restore(&mut self, data: &Bytes) -> Result<(), ApplyError> {
+        let split = data.iter().position(|&b| b == b'\n').ok_or_else(|| ApplyError::Snapshot("no header line".into()))?;
+        let header: SnapshotHeader =
+            serde_json::from_slice(&data[..split]).map_err(|e| ApplyError::Snapshot(format!("invalid header: {e}")))?;
+        let mut offset = split + 1;
+        let mut take = |size: u64, name: &str| -> Result<Bytes, ApplyError> {
+            let end = offset.checked_add(size as usize).filter(|&end| end <= data.len());
+            let end = end.ok_or_else(|| ApplyError::Snapshot(format!("file {name} runs past the end of the snapshot")))?;
+            let bytes = data.slice(offset..end);
+            offset = end;
+            Ok(bytes)
+        };
+
+        let mut datasets = BTreeMap::new();
+        for record in header.datasets {
+            let content = take(record.size, &record.name)?;
+            let written = self.write_file(record.index, DATASETS_DIR, &record.name, "", record.timestamp, &content)?;
+            check_hash(&written, &record)?;
+            datasets.insert(record.name.clone(), record);
+        }
+        let mut models = BTreeMap::new();
+        for record in header.models {
+            let file = &record.file;
+            let content = take(file.size, &file.name)?;
+            let written = self.write_file(file.index, MODELS_DIR, &file.name, MODEL_EXTENSION, file.timestamp, &content)?;
+            check_hash(&written, file)?;
+            self.write_model_metadata(&record)?;
+            models.insert(file.name.clone(), record);
+        }
+
+        self.datasets = datasets;
+        self.models = models;
+        self.requests = header.requests.into_iter().collect();
+        self.applied = header.applied;
+        info!("restored a snapshot through index {} ({} datasets, {} models)", self.applied, self.datasets.len(), self.models.len());
+        Ok(())
+    }
+
     fn write_model_metadata(&self, record: &ModelRecord) -> Result<(), StorageError> {
         let mut metadata = serde_json::to_value(record.info()).expect("model info always serializes");
         metadata["sha256"] = Value::String(record.file.sha256.clone());
@@ -300,6 +374,16 @@ impl StateMachine {
         let bytes = serde_json::to_vec_pretty(&metadata).expect("JSON values always serialize");
         write_atomically(&self.dir.join(MODELS_DIR), &format!("{}.json", record.file.name), &bytes)
     }
+}
+
+fn check_hash(written: &FileRecord, expected: &FileRecord) -> Result<(), ApplyError> {
+    if written.sha256 == expected.sha256 {
+        return Ok(());
+    }
+    Err(ApplyError::Snapshot(format!(
+        "file {} has SHA-256 {} but the snapshot lists {}",
+        expected.name, written.sha256, expected.sha256
+    )))
 }
 
 /// Writes a file through a temporary name in the same directory, fsync, rename and
@@ -390,6 +474,49 @@ mod tests {
         let error = machine.apply(&entry(1, &store_file("../escape", None), b"x")).unwrap_err();
         assert!(matches!(error, ApplyError::InvalidName { .. }));
         assert!(!dir.path().join("escape").exists());
+    }
+
+    #[test]
+    fn snapshot_restores_files_and_tables() {
+        let source_dir = tempfile::tempdir().unwrap();
+        let mut source = StateMachine::open(source_dir.path()).unwrap();
+        source.apply(&entry(1, &store_file("a.csv", Some("r1")), b"x,y\n1,2\n")).unwrap();
+        let model = Command::StoreModel {
+            model_id: "m1".into(),
+            dataset: "a.csv".into(),
+            timestamp: 5,
+            request_id: Some("r2".into()),
+            duration_ms: 3,
+            metrics: json!({"features": 1}),
+        };
+        source.apply(&entry(2, &model, b"WEIGHTS")).unwrap();
+        let data = source.snapshot().unwrap();
+
+        let target_dir = tempfile::tempdir().unwrap();
+        let mut target = StateMachine::open(target_dir.path()).unwrap();
+        target.restore(&data).unwrap();
+
+        assert_eq!(target.applied(), 2);
+        assert_eq!(std::fs::read(target_dir.path().join("datasets/a.csv")).unwrap(), b"x,y\n1,2\n");
+        assert_eq!(std::fs::read(target_dir.path().join("models/m1.model")).unwrap(), b"WEIGHTS");
+        assert_eq!(
+            std::fs::read(target_dir.path().join("models/m1.json")).unwrap(),
+            std::fs::read(source_dir.path().join("models/m1.json")).unwrap()
+        );
+        assert_eq!(target.request("r2").unwrap().model.as_deref(), Some("m1"));
+        assert_eq!(target.model("m1"), source.model("m1"));
+    }
+
+    #[test]
+    fn truncated_snapshot_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut machine = StateMachine::open(dir.path()).unwrap();
+        machine.apply(&entry(1, &store_file("a.csv", None), b"0123456789")).unwrap();
+        let data = machine.snapshot().unwrap();
+
+        let other = tempfile::tempdir().unwrap();
+        let error = StateMachine::open(other.path()).unwrap().restore(&data.slice(..data.len() - 3)).unwrap_err();
+        assert!(matches!(error, ApplyError::Snapshot(_)), "{error}");
     }
 
     #[test]

@@ -17,9 +17,12 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use log::{info, warn};
 
-use crate::raft::{Entry, HardState};
+use crate::raft::{Entry, HardState, Snapshot, SnapshotMeta};
 
 const LOG_FILE: &str = "raft.log";
+const SNAPSHOT_FILE: &str = "snapshot";
+/// Snapshot file header: index, term, CRC32 of the data.
+const SNAPSHOT_HEADER_BYTES: usize = 20;
 const HEADER_BYTES: usize = 8;
 /// Upper bound of one record, so a corrupt length never causes a huge allocation.
 const MAX_RECORD_BYTES: usize = 1 << 30;
@@ -39,6 +42,11 @@ pub enum StorageError {
          the node catches up from the leader"
     )]
     Corrupt { path: PathBuf, offset: u64, reason: String, following: u64 },
+    #[error(
+        "snapshot {path} is corrupt ({reason}); refusing to start. Restore this node's data \
+         directory from a backup or delete it so the node catches up from the leader"
+    )]
+    CorruptSnapshot { path: PathBuf, reason: String },
     #[error("entry {index} in {path} does not follow entry {previous}; the log has a gap")]
     Gap { path: PathBuf, index: u64, previous: u64 },
 }
@@ -144,6 +152,14 @@ impl LogStore {
         Ok(())
     }
 
+    /// Drops every entry at or below `index` (now covered by a snapshot) from the file.
+    pub fn compact(&mut self, index: u64, hard_state: &HardState) -> Result<(), StorageError> {
+        let bytes = std::fs::read(&self.path).map_err(io_error(&self.path))?;
+        let (recovered, _) = replay(&self.path, &bytes)?;
+        let kept: Vec<Entry> = recovered.entries.into_iter().filter(|e| e.index > index).collect();
+        self.rewrite(index + 1, hard_state, &kept)
+    }
+
     /// Current size of the log file in bytes.
     pub fn size(&self) -> u64 {
         self.size
@@ -152,6 +168,42 @@ impl LogStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Saves a snapshot atomically as `dir/snapshot`.
+pub fn save_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+    let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + snapshot.data.len());
+    bytes.extend_from_slice(&snapshot.meta.index.to_le_bytes());
+    bytes.extend_from_slice(&snapshot.meta.term.to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&snapshot.data).to_le_bytes());
+    bytes.extend_from_slice(&snapshot.data);
+
+    let temp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    write_file_synced(&temp, &bytes)?;
+    let path = dir.join(SNAPSHOT_FILE);
+    std::fs::rename(&temp, &path).map_err(io_error(&path))?;
+    sync_dir(dir)
+}
+
+/// Reads `dir/snapshot` back, or `None` when the node never took one.
+pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(io_error(&path))?;
+    let corrupt = |reason: &str| StorageError::CorruptSnapshot { path: path.clone(), reason: reason.to_string() };
+    if bytes.len() < SNAPSHOT_HEADER_BYTES {
+        return Err(corrupt("shorter than its header"));
+    }
+    let index = u64::from_le_bytes(bytes[0..8].try_into().unwrap());
+    let term = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+    let crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap());
+    let data = Bytes::from(bytes).slice(SNAPSHOT_HEADER_BYTES..);
+    if crc32fast::hash(&data) != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    Ok(Some(Snapshot { meta: SnapshotMeta { index, term }, data }))
 }
 
 /// Writes `bytes` to `path` and fsyncs the file.
@@ -375,6 +427,34 @@ mod tests {
 
         let error = LogStore::open(dir.path(), true).err().expect("open should fail");
         assert!(matches!(error, StorageError::Corrupt { offset: 0, .. }), "{error}");
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_detects_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_snapshot(dir.path()).unwrap().is_none());
+
+        let snapshot = Snapshot { meta: SnapshotMeta { index: 7, term: 2 }, data: Bytes::from_static(b"state") };
+        save_snapshot(dir.path(), &snapshot).unwrap();
+        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot));
+
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(load_snapshot(dir.path()), Err(StorageError::CorruptSnapshot { .. })));
+    }
+
+    #[test]
+    fn compact_drops_covered_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = LogStore::open(dir.path(), true).unwrap();
+        store.append(Some(&state(1, None, 2)), &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")]).unwrap();
+        store.compact(2, &state(1, None, 2)).unwrap();
+        drop(store);
+
+        let (_, recovered) = LogStore::open(dir.path(), true).unwrap();
+        assert_eq!(recovered.entries, vec![entry(3, 1, "c")]);
     }
 
     #[test]
