@@ -132,32 +132,16 @@ pub fn train(
     validate_options(options)?;
     let targets = encode_targets(&dataset.labels, options.task)?;
     let mut rng = StdRng::seed_from_u64(options.seed);
-
-    let (training_rows, validation_rows) = split_rows(dataset.rows(), options, &mut rng);
-    let width = dataset.feature_count();
-    let normalization = MinMax::fit(&dataset.features, width, training_rows.iter().copied());
-    let target_normalization = (targets.task == Task::Regression)
-        .then(|| MinMax::fit(&targets.values, 1, training_rows.iter().copied()));
-    let prepare = |rows: &[usize]| {
-        build_matrix(
-            dataset,
-            &targets,
-            &normalization,
-            target_normalization.as_ref(),
-            rows,
-        )
-    };
-    let training = prepare(&training_rows);
-    let validation = prepare(&validation_rows);
+    let prepared = prepare_data(dataset, &targets, options, &mut rng);
 
     let output = output_activation(targets.task);
-    let mut sizes = vec![width];
+    let mut sizes = vec![dataset.feature_count()];
     sizes.extend(&options.hidden);
     sizes.push(targets.output_count());
     check_model_size(&sizes)?;
     let network = Mlp::new_he(&sizes, output, &mut rng);
 
-    let batches_per_epoch = training.rows.div_ceil(options.batch_size);
+    let batches_per_epoch = prepared.training.rows.div_ceil(options.batch_size);
     let epochs = options
         .epochs
         .unwrap_or_else(|| default_epochs(batches_per_epoch));
@@ -169,61 +153,26 @@ pub fn train(
         .num_threads(options.threads)
         .build()
         .map_err(|e| {
-            Error::TrainingFailed(format!("cannot start {} threads: {e}", options.threads))
+            Error::TrainingFailed(format!("failed to start {} threads: {e}", options.threads))
         })?;
     let mut trainer = Trainer::new(network, options, learning_rate, epochs, rng);
 
     let started = Instant::now();
-    pool.install(|| trainer.run(&training, &validation, on_epoch))?;
+    let (training, validation) = (&prepared.training, &prepared.validation);
+    pool.install(|| trainer.run(training, validation, on_epoch))?;
     let training_time = started.elapsed();
 
-    let final_training = pool.install(|| trainer.evaluate(&training));
+    let final_training = pool.install(|| trainer.evaluate(training));
     let final_validation =
-        (validation.rows > 0).then(|| pool.install(|| trainer.evaluate(&validation)));
-
-    let info = TrainingInfo {
-        date: crate::timestamp::format_rfc3339(options.date_unix),
-        epochs: trainer.epochs_run,
+        (validation.rows > 0).then(|| pool.install(|| trainer.evaluate(validation)));
+    let metrics = FinalMetrics {
+        epochs_run: trainer.epochs_run,
         epochs_requested: epochs,
-        optimizer: options.optimizer.name().to_string(),
         learning_rate,
-        batch_size: options.batch_size,
-        seed: options.seed,
-        threads: options.threads,
-        dataset_rows: dataset.rows(),
-        training_rows: training.rows,
-        validation_rows: validation.rows,
-        skipped_rows: dataset.skipped_lines.len(),
-        loss: final_training.loss / training.rows as f64,
-        accuracy: targets
-            .task
-            .is_classification()
-            .then(|| final_training.correct as f64 / training.rows as f64),
-        validation_loss: final_validation.map(|t| t.loss / validation.rows as f64),
-        validation_accuracy: final_validation
-            .filter(|_| targets.task.is_classification())
-            .map(|t| t.correct as f64 / validation.rows as f64),
-        r2: None,
-        rmse: None,
+        training: final_training,
+        validation: final_validation,
     };
-    let mut header = ModelHeader {
-        task: targets.task,
-        layer_sizes: sizes,
-        hidden_activation: "relu".to_string(),
-        output_activation: output,
-        feature_names: dataset.feature_names.clone(),
-        label_name: dataset.label_name.clone(),
-        normalization,
-        target_normalization,
-        classes: targets
-            .task
-            .is_classification()
-            .then(|| targets.classes.clone()),
-        training: info,
-    };
-    if targets.task == Task::Regression {
-        add_regression_metrics(&mut header, &targets, &training_rows, final_training.loss);
-    }
+    let header = build_header(dataset, &targets, options, prepared, sizes, &metrics);
 
     let model = Model {
         header,
@@ -238,6 +187,113 @@ pub fn train(
         model,
         training_time,
     })
+}
+
+/// Training and validation matrices with the scaling fitted on the
+/// training rows.
+struct PreparedData {
+    training_rows: Vec<usize>,
+    training: Matrix,
+    validation: Matrix,
+    normalization: MinMax,
+    target_normalization: Option<MinMax>,
+}
+
+/// Splits the rows, fits the scaling on the training part and builds both
+/// matrices.
+fn prepare_data(
+    dataset: &Dataset,
+    targets: &Targets,
+    options: &TrainOptions,
+    rng: &mut StdRng,
+) -> PreparedData {
+    let (training_rows, validation_rows) = split_rows(dataset.rows(), options, rng);
+    let width = dataset.feature_count();
+    let normalization = MinMax::fit(&dataset.features, width, training_rows.iter().copied());
+    let target_normalization = (targets.task == Task::Regression)
+        .then(|| MinMax::fit(&targets.values, 1, training_rows.iter().copied()));
+    let prepare = |rows: &[usize]| {
+        build_matrix(
+            dataset,
+            targets,
+            &normalization,
+            target_normalization.as_ref(),
+            rows,
+        )
+    };
+    let training = prepare(&training_rows);
+    let validation = prepare(&validation_rows);
+    PreparedData {
+        training_rows,
+        training,
+        validation,
+        normalization,
+        target_normalization,
+    }
+}
+
+/// Results of the epoch loop and of the final evaluation passes.
+struct FinalMetrics {
+    epochs_run: usize,
+    epochs_requested: usize,
+    learning_rate: f64,
+    training: Totals,
+    validation: Option<Totals>,
+}
+
+/// Builds the model header: layout, scaling, labels and training metadata.
+fn build_header(
+    dataset: &Dataset,
+    targets: &Targets,
+    options: &TrainOptions,
+    prepared: PreparedData,
+    sizes: Vec<usize>,
+    metrics: &FinalMetrics,
+) -> ModelHeader {
+    let training_count = prepared.training.rows as f64;
+    let validation_count = prepared.validation.rows as f64;
+    let classifier = targets.task.is_classification();
+    let info = TrainingInfo {
+        date: crate::timestamp::format_rfc3339(options.date_unix),
+        epochs: metrics.epochs_run,
+        epochs_requested: metrics.epochs_requested,
+        optimizer: options.optimizer.name().to_string(),
+        learning_rate: metrics.learning_rate,
+        batch_size: options.batch_size,
+        seed: options.seed,
+        threads: options.threads,
+        dataset_rows: dataset.rows(),
+        training_rows: prepared.training.rows,
+        validation_rows: prepared.validation.rows,
+        skipped_rows: dataset.skipped_lines.len(),
+        loss: metrics.training.loss / training_count,
+        accuracy: classifier.then(|| metrics.training.correct as f64 / training_count),
+        validation_loss: metrics.validation.map(|t| t.loss / validation_count),
+        validation_accuracy: metrics
+            .validation
+            .filter(|_| classifier)
+            .map(|t| t.correct as f64 / validation_count),
+        r2: None,
+        rmse: None,
+    };
+
+    let mut header = ModelHeader {
+        task: targets.task,
+        layer_sizes: sizes,
+        hidden_activation: "relu".to_string(),
+        output_activation: output_activation(targets.task),
+        feature_names: dataset.feature_names.clone(),
+        label_name: dataset.label_name.clone(),
+        normalization: prepared.normalization,
+        target_normalization: prepared.target_normalization,
+        classes: classifier.then(|| targets.classes.clone()),
+        training: info,
+    };
+    if targets.task == Task::Regression {
+        let rows = &prepared.training_rows;
+        add_regression_metrics(&mut header, targets, rows, metrics.training.loss);
+    }
+    header
 }
 
 fn validate_options(options: &TrainOptions) -> Result<()> {
