@@ -5,6 +5,7 @@
 //! leader. Every write carries a request id (the client's, or one made here) that the
 //! replicated state machine remembers, so a retry applies once and gets the first answer.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use client::wire::{
 };
 use log::{info, warn};
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::NodeConfig;
 use crate::driver::{DriverHandle, ProposalError};
@@ -42,6 +43,8 @@ pub struct Service {
     /// Scratch space for CSV checks and training jobs; emptied at start.
     work_dir: PathBuf,
     next_job: AtomicU64,
+    /// Writes running on this node by request id; a duplicate waits for the first's result.
+    in_flight: std::sync::Mutex<HashMap<String, watch::Receiver<Option<Result<Value, WireError>>>>>,
 }
 
 impl Service {
@@ -60,6 +63,7 @@ impl Service {
             training_slots: Semaphore::new(config.max_training_jobs.max(1)),
             work_dir,
             next_job: AtomicU64::new(0),
+            in_flight: std::sync::Mutex::new(HashMap::new()),
             config,
             driver,
             metrics,
@@ -204,13 +208,44 @@ impl Service {
                 }
             }
 
-            let result = match envelope.request.clone() {
-                Request::Train(request) => self.train(request, &request_id).await,
-                Request::UploadDataset(request) => self.upload(request, &request_id).await,
-                _ => unreachable!("only writes reach Service::write"),
-            };
-            return result;
+            return self.run_once(&request_id, envelope.request.clone()).await;
         }
+    }
+
+    /// Runs a write on this leader, or waits for the same request id already running here.
+    async fn run_once(&self, request_id: &str, request: Request) -> Result<Value, WireError> {
+        let (sender, mut running) = {
+            let mut table = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match table.get(request_id) {
+                Some(receiver) => (None, receiver.clone()),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    table.insert(request_id.to_string(), receiver.clone());
+                    (Some(sender), receiver)
+                }
+            }
+        };
+
+        let Some(sender) = sender else {
+            info!("{}: request {request_id} is already running; waiting for its result", self.config.id);
+            let result = running.wait_for(Option::is_some).await;
+            return match result {
+                Ok(value) => value.clone().expect("wait_for returns a filled value"),
+                Err(_) => {
+                    self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(request_id);
+                    Err(WireError::new(ErrorCode::Unavailable, "the first attempt of this request was dropped; retry"))
+                }
+            };
+        };
+
+        let result = match request {
+            Request::Train(request) => self.train(request, request_id).await,
+            Request::UploadDataset(request) => self.upload(request, request_id).await,
+            _ => unreachable!("only writes reach Service::run_once"),
+        };
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(request_id);
+        let _ = sender.send(Some(result.clone()));
+        result
     }
 
     /// Waits until a leader is known; refuses with the original's error after `deadline`.

@@ -238,6 +238,10 @@ impl StateMachine {
 
         let (command, content) =
             Command::decode(&entry.data).map_err(|reason| ApplyError::Decode { index: entry.index, reason })?;
+        if let Some(applied) = self.already_applied(&command) {
+            info!("entry {} repeats request {:?}; kept the first result", entry.index, command.request_id());
+            return Ok(applied);
+        }
         match command {
             Command::StoreFile { name, timestamp, request_id } => {
                 self.apply_store_file(entry.index, name, timestamp, request_id, &content)
@@ -253,6 +257,19 @@ impl StateMachine {
                 }
                 self.models.insert(model_id, record.clone());
                 Ok(Applied::Model(record))
+            }
+        }
+    }
+
+    /// The result of an earlier entry with the same request id and kind, so that a
+    /// request proposed twice (for example by two successive leaders) applies once.
+    fn already_applied(&self, command: &Command) -> Option<Applied> {
+        let record = self.requests.get(command.request_id()?)?;
+        match command {
+            Command::StoreFile { .. } => record.dataset.clone().map(Applied::Dataset),
+            Command::StoreModel { .. } => {
+                let model = self.models.get(record.model.as_ref()?)?;
+                Some(Applied::Model(model.clone()))
             }
         }
     }
@@ -465,6 +482,18 @@ mod tests {
         assert_eq!(model.info().accuracy, Some(0.97));
         assert_eq!(model.train_response()["modelId"], "m1");
         assert_eq!(machine.request("r2").unwrap().model.as_deref(), Some("m1"));
+    }
+
+    #[test]
+    fn repeated_request_id_applies_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut machine = StateMachine::open(dir.path()).unwrap();
+        let first = machine.apply(&entry(1, &store_file("a.csv", Some("r1")), b"first")).unwrap();
+        let second = machine.apply(&entry(2, &store_file("a.csv", Some("r1")), b"second")).unwrap();
+
+        assert_eq!(first, second);
+        assert_eq!(std::fs::read(dir.path().join("datasets/a.csv")).unwrap(), b"first");
+        assert_eq!(machine.applied(), 2);
     }
 
     #[test]
