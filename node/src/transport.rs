@@ -87,6 +87,8 @@ struct Link {
 impl Link {
     async fn run(self, mut queue: mpsc::Receiver<Message>, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(20);
+        // Logged once per change, so a peer that stays down does not flood the log.
+        let mut reported_down = false;
         loop {
             let stream = tokio::select! {
                 _ = shutdown.changed() => return,
@@ -95,11 +97,16 @@ impl Link {
             match stream {
                 Ok(stream) => {
                     backoff = Duration::from_millis(20);
+                    reported_down = false;
                     info!("{}: connected to peer {} at {}", self.me, self.peer, self.address);
                     match self.pump(stream, &mut queue, &mut shutdown).await {
                         Ok(()) => return,
                         Err(e) => warn!("{}: connection to peer {} failed: {e}; reconnecting", self.me, self.peer),
                     }
+                }
+                Err(e) if !reported_down => {
+                    warn!("{}: peer {} at {} is unreachable: {e}; retrying in the background", self.me, self.peer, self.address);
+                    reported_down = true;
                 }
                 Err(e) => debug!("{}: cannot connect to peer {} at {}: {e}", self.me, self.peer, self.address),
             }
