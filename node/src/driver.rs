@@ -346,6 +346,12 @@ impl Driver {
         let result = self.state.write().unwrap_or_else(|e| e.into_inner()).apply(entry);
         let outcome = match result {
             Ok(applied) => Ok((entry.index, applied)),
+            Err(crate::state_machine::ApplyError::Storage(e)) => {
+                // The entry is committed but its file could not be written; restarting
+                // applies it again from the log.
+                error!("{}: writing entry {} failed, exiting: {e}", self.raft.id(), entry.index);
+                std::process::exit(1);
+            }
             Err(e) => {
                 error!("{}: applying entry {} (term {}) failed: {e}", self.raft.id(), entry.index, entry.term);
                 Err(ProposalError::ApplyFailed { index: entry.index, reason: e.to_string() })

@@ -31,6 +31,8 @@ use crate::state_machine::{Applied, Command, FileRecord, ModelRecord};
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request waits for a leader to be elected before it is refused.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// Attempts of one write across leader changes.
+const WRITE_ATTEMPTS: u32 = 4;
 
 pub struct Service {
     pub config: NodeConfig,
@@ -186,29 +188,35 @@ impl Service {
         }
     }
 
-    /// Runs a write on the leader, forwarding it there when this node is a follower.
+    /// Runs a write on the leader, forwarding it there when this node is a follower. A
+    /// leader change in the middle (an unreachable leader, or this node losing its
+    /// leadership) is retried with the same request id, at most `WRITE_ATTEMPTS` times.
     async fn write(&self, mut envelope: Envelope, forwarded: bool) -> Result<Value, WireError> {
         let request_id = envelope.request_id.get_or_insert_with(|| self.new_request_id()).clone();
-        let deadline = Instant::now() + LEADER_WAIT;
+        let mut attempt = 0;
 
         loop {
-            let leader = self.wait_for_leader(deadline).await?;
-            if leader != self.config.id && forwarded {
+            attempt += 1;
+            let leader = self.wait_for_leader(Instant::now() + LEADER_WAIT).await?;
+            let result = if leader == self.config.id {
+                self.run_once(&request_id, envelope.request.clone()).await
+            } else if forwarded {
                 // Forwarding once is enough; a second hop could bounce between two stale views.
                 return Err(WireError::not_leader(Some(leader)));
-            }
-            if leader != self.config.id {
-                match self.forwarder.send(&self.config.id, &leader, &envelope).await {
-                    Err(e) if e.code.is_retryable() && e.code != ErrorCode::Timeout && Instant::now() < deadline => {
-                        warn!("{}: forwarding request {request_id} to {leader} failed: {e}; retrying", self.config.id);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                    result => return result,
-                }
-            }
+            } else {
+                self.forwarder.send(&self.config.id, &leader, &envelope).await
+            };
 
-            return self.run_once(&request_id, envelope.request.clone()).await;
+            match result {
+                Err(e) if is_leader_change(&e) && attempt < WRITE_ATTEMPTS => {
+                    warn!(
+                        "{}: request {request_id} on leader {leader} failed: {e}; retrying (attempt {attempt} of {WRITE_ATTEMPTS})",
+                        self.config.id
+                    );
+                    tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+                }
+                result => return result,
+            }
         }
     }
 
@@ -396,6 +404,11 @@ impl Service {
         std::fs::create_dir_all(&dir).map_err(|e| internal(format!("creating {}: {e}", dir.display())))?;
         Ok(dir)
     }
+}
+
+/// Errors after which the same request may succeed on the next leader.
+fn is_leader_change(error: &WireError) -> bool {
+    matches!(error.code, ErrorCode::NotLeader | ErrorCode::Unavailable)
 }
 
 fn internal(message: String) -> WireError {
