@@ -242,6 +242,8 @@ struct Faults {
     /// Small batches let a leader's AppendEntries end before its no-op,
     /// which the commit rule for earlier terms has to handle.
     max_append_entries: usize,
+    /// Proposals carry 8 bytes, so small limits cut batches by size.
+    max_append_bytes: usize,
     max_in_flight: usize,
     /// Per node, the chance that a tick is skipped: clocks run at different
     /// speeds, so timeouts expire in varying order.
@@ -322,6 +324,7 @@ impl Sim {
             propose_per_tick: rng.gen_range(0.05..0.5),
             compact_every: rng.gen_range(5..40),
             max_append_entries: [1, 2, 16][rng.gen_range(0..3)],
+            max_append_bytes: [8, 24, 1 << 20][rng.gen_range(0..3)],
             max_in_flight: [1, 8][rng.gen_range(0..2)],
             skip_tick: (0..size).map(|_| rng.gen_range(0.0..0.3)).collect(),
         };
@@ -646,6 +649,7 @@ impl Sim {
         config.check_quorum = self.check_quorum;
         config.snapshot_chunk_bytes = 64;
         config.max_append_entries = self.faults.max_append_entries;
+        config.max_append_bytes = self.faults.max_append_bytes;
         config.max_in_flight = self.faults.max_in_flight;
         config.seed = mix(mix(self.seed, i as u64), node.incarnation);
         let mut raft = match Raft::new(config, node.storage.restored_state()) {
