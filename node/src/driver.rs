@@ -24,7 +24,7 @@ use crate::transport::Transport;
 /// Most events handled before one `Ready` is processed.
 const MAX_EVENTS_PER_READY: usize = 512;
 
-/// Why the driver had to stop.
+/// Fatal error that stops the driver.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error(transparent)]
@@ -33,7 +33,7 @@ pub enum DriverError {
     Snapshot(crate::state_machine::ApplyError),
 }
 
-/// Why a proposal did not apply.
+/// Reason a proposal did not apply.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ProposalError {
     #[error("this node is not the leader")]
@@ -312,7 +312,7 @@ impl Driver {
         let data = self.state.read().unwrap_or_else(|e| e.into_inner()).snapshot()?;
         let size = data.len();
         if let Err(e) = self.raft.compact(applied, data.clone()) {
-            warn!("{}: compaction through {applied} refused: {e}", self.raft.id());
+            warn!("{}: compaction through {applied} was rejected by the Raft core: {e}", self.raft.id());
             return Ok(());
         }
         let term = self.raft.status().snapshot.map(|s| s.term).unwrap_or(0);
@@ -418,9 +418,9 @@ impl Driver {
         }
     }
 
-    /// A deposed leader keeps its uncommitted proposals pending: the new leader may
-    /// still commit them, and an entry applied at the same index resolves them. This
-    /// only logs how many are open.
+    /// Logs how many proposals a deposed leader still has open. They stay pending
+    /// because the new leader may still commit them, and the entry applied at their
+    /// index resolves them either way.
     fn fail_pending_on_step_down(&mut self) {
         if !self.pending.is_empty() {
             warn!(

@@ -169,7 +169,7 @@ impl Service {
         Ok(response)
     }
 
-    /// A model this node has not applied yet may exist on the leader.
+    /// Forwards a prediction to the leader, which may have a model this node has not applied yet.
     async fn predict_elsewhere(&self, request: PredictRequest) -> Result<Value, WireError> {
         let not_found = || {
             WireError::new(
@@ -294,7 +294,7 @@ impl Service {
     async fn train(&self, request: TrainRequest, request_id: &str) -> Result<Value, WireError> {
         validate_name("model name", &request.model_name)?;
         if let Some(response) = self.finished_training(request_id) {
-            info!("{}: request {request_id} already trained; returning its first answer", self.config.id);
+            info!("{}: request {request_id} already trained; returning its first response", self.config.id);
             return Ok(response);
         }
 

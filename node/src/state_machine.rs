@@ -99,7 +99,7 @@ pub struct ModelRecord {
 }
 
 impl ModelRecord {
-    /// The LIST_MODELS view of this model.
+    /// Returns the LIST_MODELS view of this model.
     pub fn info(&self) -> client::wire::ModelInfo {
         client::wire::ModelInfo {
             id: self.file.name.clone(),
@@ -113,8 +113,8 @@ impl ModelRecord {
         }
     }
 
-    /// The TRAIN_REQUEST success response, rebuilt from the entry so a retried request
-    /// gets the same answer on any node.
+    /// Builds the TRAIN_REQUEST success response from the entry, so a retried request
+    /// gets the same response on any node.
     pub fn train_response(&self) -> Value {
         let mut response = json!({
             "success": true,
@@ -135,7 +135,7 @@ impl ModelRecord {
     }
 }
 
-/// What applying one entry did, reported to the request that proposed it.
+/// Result of applying one entry, sent to the request that proposed it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Applied {
     Noop,
@@ -165,7 +165,7 @@ struct SnapshotHeader {
     requests: Vec<(String, RequestRecord)>,
 }
 
-/// What one client request id has already done.
+/// Files already stored for one client request id.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub dataset: Option<FileRecord>,
@@ -261,8 +261,8 @@ impl StateMachine {
         }
     }
 
-    /// The result of an earlier entry with the same request id and kind, so that a
-    /// request proposed twice (for example by two successive leaders) applies once.
+    /// Returns the result of an earlier entry with the same request id and kind, so that
+    /// a request proposed twice (for example by two successive leaders) applies once.
     fn already_applied(&self, command: &Command) -> Option<Applied> {
         let record = self.requests.get(command.request_id()?)?;
         match command {
@@ -292,7 +292,7 @@ impl StateMachine {
         Ok(Applied::Dataset(record))
     }
 
-    /// Writes `dir/<name>[.extension]` atomically unless it already holds these bytes.
+    /// Writes `dir/<name>[.extension]` atomically unless it already contains these bytes.
     fn write_file(
         &self,
         index: u64,
@@ -314,7 +314,7 @@ impl StateMachine {
         let sha256 = hex_sha256(content);
 
         if file_sha256(&path).as_deref() == Some(sha256.as_str()) {
-            debug!("{} already holds entry {index}; not rewritten", path.display());
+            debug!("{} already contains the bytes of entry {index}; not rewritten", path.display());
         } else {
             write_atomically(&dir, &file_name, content)?;
         }
@@ -322,7 +322,7 @@ impl StateMachine {
     }
 
     /// Encodes the whole state, including every file's bytes, as snapshot data.
-    // NOTE: the snapshot holds every dataset and model in memory; fine for tens of
+    // NOTE: the snapshot contains every dataset and model in memory; fine for tens of
     // files of a few MiB, not for a data lake.
     pub fn snapshot(&self) -> Result<Bytes, StorageError> {
         let header = SnapshotHeader {

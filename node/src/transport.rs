@@ -4,7 +4,7 @@
 //! replies come back over the peer's own outgoing connection. A connection starts with
 //! `{"type": "IDENTIFY", "nodeId": ...}` and then carries Raft messages. Raft tolerates
 //! loss, so a full queue or a broken connection drops messages instead of blocking
-//! the Raft loop; the outgoing task reconnects with doubling backoff.
+//! the Raft loop. The outgoing task reconnects with doubling backoff.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
