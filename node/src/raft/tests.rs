@@ -959,3 +959,98 @@ fn rejection_that_empties_window_resends_backlog() {
         "the leader sends the entry that waited"
     );
 }
+
+fn chunk(offset: u64, data: &'static [u8], done: bool) -> Message {
+    Message::InstallSnapshot {
+        term: 2,
+        leader_id: "n2".into(),
+        last_included_index: 10,
+        last_included_term: 2,
+        offset,
+        data: Bytes::from_static(data),
+        done,
+    }
+}
+
+fn snapshot_reply(node: &mut Raft) -> (bool, u64) {
+    let messages = node.ready().messages;
+    match &messages[..] {
+        [(
+            _,
+            Message::InstallSnapshotResponse {
+                success,
+                next_offset,
+                ..
+            },
+        )] => (*success, *next_offset),
+        other => panic!("expected one InstallSnapshotResponse, got {other:?}"),
+    }
+}
+
+#[test]
+fn snapshot_chunks_must_arrive_in_order() {
+    let voters = ids(3);
+    let mut node = Raft::new(test_config("n1", &voters), RestoredState::default()).unwrap();
+
+    node.step("n2", chunk(4, b"5678", false));
+    assert_eq!(
+        snapshot_reply(&mut node),
+        (false, 0),
+        "a chunk past the start of a new transfer"
+    );
+
+    node.step("n2", chunk(0, b"1234", false));
+    assert_eq!(snapshot_reply(&mut node), (true, 4));
+
+    node.step("n2", chunk(8, b"9", true));
+    assert_eq!(
+        snapshot_reply(&mut node),
+        (false, 4),
+        "a gap is rejected with the offset to resume at"
+    );
+
+    node.step("n2", chunk(4, b"5678", false));
+    assert_eq!(snapshot_reply(&mut node), (true, 8));
+    assert_eq!(
+        node.status().commit,
+        0,
+        "nothing is installed before the last chunk"
+    );
+
+    node.step("n2", chunk(8, b"9", true));
+    let ready = node.ready();
+    let snapshot = ready
+        .snapshot
+        .expect("the last chunk installs the snapshot");
+    assert_eq!(&snapshot.data[..], b"123456789");
+    assert_eq!(snapshot.meta, SnapshotMeta { index: 10, term: 2 });
+    assert!(
+        ready.committed_entries.is_empty(),
+        "entries covered by the snapshot are not applied"
+    );
+    let status = node.status();
+    assert_eq!(
+        (status.commit, status.applied, status.last_index),
+        (10, 10, 10)
+    );
+}
+
+#[test]
+fn restart_takes_back_snapshot_data_through_compact() {
+    let voters = ids(3);
+    let state = RestoredState {
+        hard_state: HardState {
+            term: 3,
+            voted_for: None,
+            commit: 5,
+        },
+        snapshot: Some(SnapshotMeta { index: 5, term: 2 }),
+        entries: vec![entry(6, 3, "x")],
+    };
+    let mut node = Raft::new(test_config("n1", &voters), state).unwrap();
+    node.compact(5, Bytes::from_static(b"state@5")).unwrap();
+    let status = node.status();
+    assert_eq!(status.snapshot, Some(SnapshotMeta { index: 5, term: 2 }));
+    assert_eq!(status.first_index, 6);
+    assert_eq!(status.last_index, 6, "the entry after the snapshot stays");
+}
