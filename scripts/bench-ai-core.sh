@@ -30,10 +30,10 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== training throughput (large_dataset.csv, batch 32, 20 epochs, $threads threads)"
 "$bin/ai-core" generate large --out . >/dev/null
-"$bin/bench-train" large_dataset.csv --epochs 20 --batch-size 32 --threads "$threads" --repeat 3
+"$bin/bench-train" large_dataset.csv --epochs 20 --batch-size 32 --threads "$threads" --repeat 5
 
 echo "== training throughput, 1 thread"
-"$bin/bench-train" large_dataset.csv --epochs 20 --batch-size 32 --threads 1 --repeat 3
+"$bin/bench-train" large_dataset.csv --epochs 20 --batch-size 32 --threads 1 --repeat 5
 
 echo "== predictions per second through ai-core serve ($serve_requests requests)"
 "$bin/ai-core" train large_dataset.csv bench --models-dir models --epochs 5 --threads "$threads" 2>/dev/null >/dev/null

@@ -160,10 +160,24 @@ fn early_stopping_ends_before_epoch_limit() {
         threads: 2,
         ..TrainOptions::default()
     };
-    let mut reports = 0;
-    let model = train(&data, &options, &mut |_| reports += 1).unwrap().model;
+    let mut losses = Vec::new();
+    let model = train(&data, &options, &mut |report| {
+        losses.push(report.validation_loss.unwrap())
+    })
+    .unwrap()
+    .model;
     assert!(model.header.training.epochs < 5000);
-    assert_eq!(reports, model.header.training.epochs);
+    assert_eq!(losses.len(), model.header.training.epochs);
+
+    // The saved weights are those of the epoch with the lowest validation
+    // loss, not those of the last epoch.
+    let best = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    let saved = model.header.training.validation_loss.unwrap();
+    assert_eq!(
+        saved, best,
+        "saved validation loss {saved}, best epoch {best}"
+    );
+    assert_ne!(saved, *losses.last().unwrap());
 }
 
 #[test]
