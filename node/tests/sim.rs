@@ -19,10 +19,10 @@
 //! - the Ready contract: a granted vote and an acknowledged entry are on
 //!   the node's storage before the reply leaves.
 //!
-//! After the fault phase all links heal and all nodes restart; a single
-//! leader must then emerge and every node must reach the same log, commit
-//! index and state within `CONVERGE_TICKS`, with every proposal that any
-//! node applied still present.
+//! After the fault phase all links heal and all nodes restart. A single
+//! leader must then emerge, and every node must reach the same log, commit
+//! index and state within `CONVERGE_TICKS`. Every proposal that any node
+//! applied must still be present.
 //!
 //! Environment: `SIM_SEEDS` (number of seeds, default 200), `SIM_SEED_START`
 //! (first seed, default 0), `SIM_SEED` (run only that seed, with a trace),
@@ -644,6 +644,7 @@ impl Sim {
         let voters: Vec<NodeId> = self.nodes.iter().map(|n| n.id.clone()).collect();
         let node = &mut self.nodes[i];
         node.incarnation += 1;
+
         let mut config = Config::new(node.id.clone(), voters);
         config.pre_vote = self.pre_vote;
         config.check_quorum = self.check_quorum;
@@ -652,6 +653,7 @@ impl Sim {
         config.max_append_bytes = self.faults.max_append_bytes;
         config.max_in_flight = self.faults.max_in_flight;
         config.seed = mix(mix(self.seed, i as u64), node.incarnation);
+
         let mut raft = match Raft::new(config, node.storage.restored_state()) {
             Ok(raft) => raft,
             Err(e) => {
@@ -659,6 +661,7 @@ impl Sim {
                 self.fail(message);
             }
         };
+
         let node = &mut self.nodes[i];
         node.state = match &node.storage.snapshot {
             Some(snapshot) => {
@@ -668,6 +671,7 @@ impl Sim {
             }
             None => StateMachine::default(),
         };
+
         node.commit_seen = 0;
         node.raft = Some(raft);
         self.log(|| {

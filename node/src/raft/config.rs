@@ -66,33 +66,39 @@ impl Config {
     /// Checks the settings that the core relies on.
     pub fn validate(&self) -> Result<(), RestoreError> {
         let invalid = |reason: String| Err(RestoreError::InvalidConfig { reason });
+
         if !self.voters.contains(&self.id) {
             return invalid(format!(
                 "voters {:?} do not include this node {:?}",
                 self.voters, self.id
             ));
         }
+
         let mut sorted = self.voters.clone();
         sorted.sort();
         sorted.dedup();
         if sorted.len() != self.voters.len() {
             return invalid(format!("voters {:?} contain a duplicate id", self.voters));
         }
+
         if self.heartbeat_tick == 0 {
             return invalid("heartbeat_tick must be at least 1".into());
         }
+
         if self.election_tick_min <= self.heartbeat_tick {
             return invalid(format!(
                 "election_tick_min ({}) must be greater than heartbeat_tick ({})",
                 self.election_tick_min, self.heartbeat_tick
             ));
         }
+
         if self.election_tick_max <= self.election_tick_min {
             return invalid(format!(
                 "election_tick_max ({}) must be greater than election_tick_min ({})",
                 self.election_tick_max, self.election_tick_min
             ));
         }
+
         if self.max_append_entries == 0 || self.max_in_flight == 0 || self.snapshot_chunk_bytes == 0
         {
             return invalid(

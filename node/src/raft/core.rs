@@ -284,9 +284,9 @@ impl Raft {
             // A node that heard from a leader within the minimum election
             // timeout ignores vote requests, so a rejoining node cannot depose
             // a live leader (Raft paper, section 6, on disruptive servers).
-            // Pre-votes always get this check, as the pre-vote phase is
-            // defined in Ongaro's dissertation (2014, section 9.6); real votes
-            // only with check-quorum, whose step-down makes the lease safe.
+            // Pre-votes always get this check. Real votes get it only with
+            // check-quorum, because then a leader that lost its majority steps
+            // down instead of holding followers in a lease.
             let ignore = match msg {
                 Message::PreVote { .. } => self.heard_from_leader_recently(),
                 Message::RequestVote { .. } => {

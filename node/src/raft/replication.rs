@@ -282,7 +282,7 @@ impl Raft {
     }
 
     /// Sends a chunk without data at the current offset. The follower's
-    /// reply says where to resume. An empty snapshot is sent whole, because
+    /// reply gives the offset to resume at. An empty snapshot is sent whole, because
     /// its only chunk is also its last.
     fn send_snapshot_heartbeat(&mut self, to: &str) {
         self.send_snapshot_bytes(to, 0);
