@@ -135,6 +135,8 @@ pub struct Driver {
     snapshot_index: u64,
     /// Proposals waiting for their entry to apply, by index, with the term they were proposed in.
     pending: BTreeMap<u64, (u64, ProposalReply)>,
+    /// Proposals resolved by this round's applies, answered once the status is published.
+    completed: Vec<(ProposalReply, Result<(u64, Applied), ProposalError>)>,
     status: watch::Sender<NodeStatus>,
     recent: Vec<EntrySummary>,
     log_entries: u64,
@@ -171,6 +173,7 @@ impl Driver {
             hard_state: parts.hard_state,
             snapshot_index: parts.snapshot_index,
             pending: BTreeMap::new(),
+            completed: Vec::new(),
             status: status_sender,
             recent: Vec::new(),
             log_entries: parts.log_entries,
@@ -216,6 +219,11 @@ impl Driver {
                 std::process::exit(1);
             }
             self.observe_changes();
+            // Replies leave after the status is published, so a client that reads the
+            // status after its response sees at least the index its write applied at.
+            for (reply, result) in self.completed.drain(..) {
+                let _ = reply.send(result);
+            }
             if stop {
                 break;
             }
@@ -368,7 +376,7 @@ impl Driver {
             } else {
                 Err(ProposalError::Superseded { index })
             };
-            let _ = reply.send(result);
+            self.completed.push((reply, result));
         }
     }
 
