@@ -11,110 +11,20 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use client::net::{Client, ClientConfig};
 use client::web::WebSettings;
-use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use fantoccini::{Client as Browser, Locator};
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
-use serde_json::json;
-use support::real_cluster::{find_binary, free_ports, RealCluster};
+use support::browser::{in_ci, open_browser, output_dir, require_chromedriver, screenshot, wait_for, Driver};
+use support::real_cluster::{find_binary, RealCluster};
 use support::MockCluster;
 
 const TRAIN_DEADLINE: Duration = Duration::from_secs(180);
 const UI_DEADLINE: Duration = Duration::from_secs(20);
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-fn chromedriver_path() -> Option<PathBuf> {
-    let path = std::env::var_os("CHROMEDRIVER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
-    path.is_file().then_some(path)
-}
-
-fn output_dir() -> PathBuf {
-    let dir = std::env::var_os("TEST_OUTPUT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-output"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A chromedriver process on a free port, killed by PID on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start(path: &Path, log: &Path) -> Driver {
-        let port = free_ports(1)[0];
-        let child = Command::new(path)
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
-
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < UI_DEADLINE, "chromedriver did not listen on port {port} within {UI_DEADLINE:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        driver
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn open_browser(driver: &Driver, profile: &Path) -> Browser {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-        "--lang=en-US",
-    ];
-    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    args.push(format!("--user-data-dir={}", profile.display()));
-
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("goog:chromeOptions".into(), json!({"binary": chromium, "args": args}));
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
-        .capabilities(capabilities)
-        .connect(&driver.url)
-        .await
-        .expect("a WebDriver session with Chromium")
-}
-
-/// Waits until `css` matches an element and returns it.
-async fn wait_for(browser: &Browser, css: &str, deadline: Duration) -> fantoccini::elements::Element {
-    browser
-        .wait()
-        .at_most(deadline)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element matched {css} within {deadline:?}: {e}"))
-}
 
 /// Waits until the result box `id` leaves the pending state and returns (state, text).
 async fn wait_for_result(browser: &Browser, id: &str, deadline: Duration) -> (String, String) {
@@ -122,11 +32,6 @@ async fn wait_for_result(browser: &Browser, id: &str, deadline: Duration) -> (St
     let element = wait_for(browser, &css, deadline).await;
     let state = element.attr("data-state").await.unwrap().unwrap_or_default();
     (state, element.text().await.unwrap())
-}
-
-async fn screenshot(browser: &Browser, dir: &Path, name: &str) {
-    let png = browser.screenshot().await.expect("screenshot");
-    std::fs::write(dir.join(name), png).expect("screenshot written");
 }
 
 /// The cluster the page talks to: real processes when the binaries exist.
@@ -165,11 +70,7 @@ impl Backend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_page_in_chromium() {
-    let Some(chromedriver) = chromedriver_path() else {
-        if in_ci() {
-            panic!("chromedriver not found at /usr/bin/chromedriver (set CHROMEDRIVER); CI must install chromium and chromium-driver");
-        }
-        eprintln!("\n*** SKIPPED browser test: chromedriver not found; install chromium and chromium-driver ***\n");
+    let Some(chromedriver) = require_chromedriver("browser test") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
