@@ -45,84 +45,120 @@ pub struct Optimizer {
     kind: OptimizerKind,
     learning_rate: f64,
     steps: i32,
-    /// Adam's first and second moment estimates; empty for SGD.
+    /// Adam's first and second moment estimates, one per layer. SGD keeps
+    /// them too, unused, so that both rules split the same way by layer.
     first_moment: Vec<Layer>,
     second_moment: Vec<Layer>,
 }
 
+/// The update of one step, ready to apply layer by layer, possibly on
+/// several threads.
+#[derive(Debug, Clone, Copy)]
+pub struct StepRule {
+    kind: OptimizerKind,
+    /// Learning rate, bias-corrected for Adam.
+    rate: f32,
+    /// Factor applied to every gradient before the update.
+    scale: f32,
+}
+
 impl Optimizer {
     pub fn new(kind: OptimizerKind, learning_rate: f64, net: &Mlp) -> Optimizer {
-        let (first_moment, second_moment) = match kind {
-            OptimizerKind::Sgd => (Vec::new(), Vec::new()),
-            OptimizerKind::Adam => (net.zeros_like(), net.zeros_like()),
-        };
         Optimizer {
             kind,
             learning_rate,
             steps: 0,
-            first_moment,
-            second_moment,
+            first_moment: net.zeros_like(),
+            second_moment: net.zeros_like(),
         }
     }
 
     /// Applies one update with gradient `gradients * scale`; the trainer
     /// passes summed gradients and `1 / batch rows` so the step uses the mean.
     pub fn step(&mut self, net: &mut Mlp, gradients: &[Layer], scale: f32) {
-        self.steps = self.steps.saturating_add(1);
-        match self.kind {
-            OptimizerKind::Sgd => self.step_sgd(net, gradients, scale),
-            OptimizerKind::Adam => self.step_adam(net, gradients, scale),
-        }
-    }
-
-    fn step_sgd(&self, net: &mut Mlp, gradients: &[Layer], scale: f32) {
-        let rate = self.learning_rate as f32 * scale;
-        for (layer, gradient) in net.layers.iter_mut().zip(gradients) {
-            for (params, grads) in layer
-                .parameters_mut()
-                .into_iter()
-                .zip(gradient.parameters())
-            {
-                for (p, g) in params.iter_mut().zip(grads) {
-                    *p -= rate * g;
-                }
-            }
-        }
-    }
-
-    fn step_adam(&mut self, net: &mut Mlp, gradients: &[Layer], scale: f32) {
-        let correction1 = 1.0 - ADAM_BETA1.powi(self.steps);
-        let correction2 = 1.0 - ADAM_BETA2.powi(self.steps);
-        let rate = (self.learning_rate * correction2.sqrt() / correction1) as f32;
-        let (beta1, beta2) = (ADAM_BETA1 as f32, ADAM_BETA2 as f32);
-
+        let rule = self.begin_step(scale);
+        let (firsts, seconds) = self.moments_mut();
         let layers = net.layers.iter_mut().zip(gradients);
-        let moments = self
-            .first_moment
-            .iter_mut()
-            .zip(self.second_moment.iter_mut());
-        for ((layer, gradient), (first, second)) in layers.zip(moments) {
-            let groups = layer
-                .parameters_mut()
-                .into_iter()
-                .zip(gradient.parameters())
-                .zip(
-                    first
-                        .parameters_mut()
-                        .into_iter()
-                        .zip(second.parameters_mut()),
-                );
-            for ((params, grads), (means, variances)) in groups {
-                // Zipped iterators have no bounds checks, so this vectorizes.
-                let values = params.iter_mut().zip(grads.iter());
-                let moments = means.iter_mut().zip(variances.iter_mut());
-                for ((p, &g), (m, v)) in values.zip(moments) {
-                    let g = g * scale;
-                    *m = beta1 * *m + (1.0 - beta1) * g;
-                    *v = beta2 * *v + (1.0 - beta2) * g * g;
-                    *p -= rate * *m / (v.sqrt() + ADAM_EPSILON);
-                }
+        for ((layer, gradient), (first, second)) in layers.zip(firsts.iter_mut().zip(seconds)) {
+            rule.apply(layer, gradient, first, second);
+        }
+    }
+
+    /// Counts a new step and returns its rule; the caller then applies the
+    /// rule to every layer exactly once, with `moments_mut`.
+    pub fn begin_step(&mut self, scale: f32) -> StepRule {
+        self.steps = self.steps.saturating_add(1);
+        let rate = match self.kind {
+            OptimizerKind::Sgd => self.learning_rate,
+            OptimizerKind::Adam => {
+                let correction1 = 1.0 - ADAM_BETA1.powi(self.steps);
+                let correction2 = 1.0 - ADAM_BETA2.powi(self.steps);
+                self.learning_rate * correction2.sqrt() / correction1
             }
+        };
+        StepRule {
+            kind: self.kind,
+            rate: rate as f32,
+            scale,
+        }
+    }
+
+    /// Returns the per-layer first and second moment estimates.
+    pub fn moments_mut(&mut self) -> (&mut [Layer], &mut [Layer]) {
+        (&mut self.first_moment, &mut self.second_moment)
+    }
+}
+
+impl StepRule {
+    /// Updates one layer from its gradient and moment estimates.
+    pub fn apply(
+        &self,
+        layer: &mut Layer,
+        gradient: &Layer,
+        first: &mut Layer,
+        second: &mut Layer,
+    ) {
+        let groups = layer
+            .parameters_mut()
+            .into_iter()
+            .zip(gradient.parameters())
+            .zip(
+                first
+                    .parameters_mut()
+                    .into_iter()
+                    .zip(second.parameters_mut()),
+            );
+        for ((params, grads), (means, variances)) in groups {
+            match self.kind {
+                OptimizerKind::Sgd => self.apply_sgd(params, grads),
+                OptimizerKind::Adam => self.apply_adam(params, grads, means, variances),
+            }
+        }
+    }
+
+    fn apply_sgd(&self, params: &mut [f32], grads: &[f32]) {
+        let rate = self.rate * self.scale;
+        for (p, g) in params.iter_mut().zip(grads) {
+            *p -= rate * g;
+        }
+    }
+
+    fn apply_adam(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        means: &mut [f32],
+        variances: &mut [f32],
+    ) {
+        let (beta1, beta2) = (ADAM_BETA1 as f32, ADAM_BETA2 as f32);
+        // Zipped iterators have no bounds checks, so this vectorizes.
+        let values = params.iter_mut().zip(grads.iter());
+        let moments = means.iter_mut().zip(variances.iter_mut());
+        for ((p, &g), (m, v)) in values.zip(moments) {
+            let g = g * self.scale;
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+            *p -= self.rate * *m / (v.sqrt() + ADAM_EPSILON);
         }
     }
 }

@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 use crate::labels::{encode_targets, Targets, Task, TaskChoice};
 use crate::model::{Model, ModelHeader, TrainingInfo};
 use crate::model_file::{MAX_LAYERS, MAX_LAYER_SIZE, MAX_PARAMETERS};
-use crate::network::{Mlp, OutputActivation, Workspace};
+use crate::network::{Layer, Mlp, OutputActivation, Workspace};
 use crate::normalize::MinMax;
-use crate::optimizer::{Optimizer, OptimizerKind};
+use crate::optimizer::{Optimizer, OptimizerKind, StepRule};
 
 /// Epochs when `--epochs` is not given, unless more are needed to reach
 /// `MIN_DEFAULT_STEPS`.
@@ -586,18 +586,23 @@ impl Trainer {
         );
 
         let (first, rest) = self.workers.split_at_mut(1);
-        let sum = &mut first[0].workspace.gradients;
+        let others = &rest[..chunks - 1];
         let mut totals = first[0].totals;
-        for worker in &rest[..chunks - 1] {
-            for (into, from) in sum.iter_mut().zip(&worker.workspace.gradients) {
-                into.weights += &from.weights;
-                into.bias += &from.bias;
-            }
+        for worker in others {
             totals.loss += worker.totals.loss;
             totals.correct += worker.totals.correct;
         }
-        self.optimizer
-            .step(&mut self.network, sum, 1.0 / batch.len() as f32);
+
+        let rule = self.optimizer.begin_step(1.0 / batch.len() as f32);
+        let (firsts, seconds) = self.optimizer.moments_mut();
+        let update = LayerUpdate {
+            layers: &mut self.network.layers,
+            sums: &mut first[0].workspace.gradients,
+            firsts,
+            seconds,
+            offset: 0,
+        };
+        update.run(others, &rule, chunks > 1);
         totals
     }
 
@@ -641,6 +646,71 @@ impl Trainer {
             }
         }
         totals
+    }
+}
+
+/// Layers still to update in one step, with their gradient sums and
+/// optimizer moments; `offset` is the index of `layers[0]` in the network.
+struct LayerUpdate<'a> {
+    layers: &'a mut [Layer],
+    sums: &'a mut [Layer],
+    firsts: &'a mut [Layer],
+    seconds: &'a mut [Layer],
+    offset: usize,
+}
+
+impl LayerUpdate<'_> {
+    /// Adds the other workers' gradients into `sums` in worker order and
+    /// applies `rule`, one layer per task. With `parallel`, halves of the
+    /// layers run under `rayon::join`, which also keeps the other pool
+    /// threads busy between batches instead of letting them fall asleep.
+    fn run(self, others: &[Worker], rule: &StepRule, parallel: bool) {
+        if self.layers.len() == 1 || !parallel {
+            for index in 0..self.layers.len() {
+                let sum = &mut self.sums[index];
+                for worker in others {
+                    let gradient = &worker.workspace.gradients[self.offset + index];
+                    sum.weights += &gradient.weights;
+                    sum.bias += &gradient.bias;
+                }
+                rule.apply(
+                    &mut self.layers[index],
+                    sum,
+                    &mut self.firsts[index],
+                    &mut self.seconds[index],
+                );
+            }
+            return;
+        }
+
+        let middle = self.layers.len() / 2;
+        let (left, right) = self.split(middle);
+        rayon::join(
+            || left.run(others, rule, parallel),
+            || right.run(others, rule, parallel),
+        );
+    }
+
+    fn split(self, at: usize) -> (Self, Self) {
+        let (layers_left, layers_right) = self.layers.split_at_mut(at);
+        let (sums_left, sums_right) = self.sums.split_at_mut(at);
+        let (firsts_left, firsts_right) = self.firsts.split_at_mut(at);
+        let (seconds_left, seconds_right) = self.seconds.split_at_mut(at);
+        let left = LayerUpdate {
+            layers: layers_left,
+            sums: sums_left,
+            firsts: firsts_left,
+            seconds: seconds_left,
+            offset: self.offset,
+        };
+        let right = LayerUpdate {
+            layers: layers_right,
+            sums: sums_right,
+            firsts: firsts_right,
+            seconds: seconds_right,
+            offset: self.offset + at,
+        };
+        (left, right)
     }
 }
 
