@@ -52,17 +52,17 @@ NODE_NS=(fault-node1-$$ fault-node2-$$ fault-node3-$$)
 WORK=$(mktemp -d /tmp/fault-test.XXXXXX)
 CREATED_NS=()
 
-# Kills every process this run started, by PID: the nodes (listed in $WORK/pids) and any
-# ai-core child that outlived its node (found by the unique $WORK path in its command line).
+# Kills every process this run started, by PID: the scenario runner, the nodes and any
+# ai-core child that outlived its node. Each has the unique $WORK path in its command line.
 kill_own_processes() {
-    local pid
-    if [[ -f $WORK/pids ]]; then
-        while read -r pid; do
+    local file command_line pid
+    for file in /proc/[0-9]*/cmdline; do
+        command_line=$(tr '\0' ' ' <"$file" 2>/dev/null) || continue
+        pid=${file#/proc/}
+        pid=${pid%/cmdline}
+        if [[ $command_line == *"$WORK"* && $pid != "$$" ]]; then
             kill -KILL "$pid" 2>/dev/null || true
-        done <"$WORK/pids"
-    fi
-    for pid in $(grep -lsF "$WORK" /proc/[0-9]*/cmdline | cut -d/ -f3); do
-        [[ $pid != "$$" ]] && kill -KILL "$pid" 2>/dev/null || true
+        fi
     done
 }
 
@@ -105,9 +105,11 @@ for n in 1 2 3; do
     ip -n "$ns" route add default via "10.213.$n.1"
 done
 
-set +e
+# In the background, so that `wait` returns at once when INT or TERM arrives and the
+# cleanup runs without waiting for the scenarios to finish.
+export PYTHONDONTWRITEBYTECODE=1
 ip netns exec "$ROUTER" python3 scripts/fault/scenarios.py \
-    --bin-dir "$BIN_DIR" --work "$WORK" --router "$ROUTER" --namespaces "$(IFS=,; echo "${NODE_NS[*]}")"
-status=$?
-set -e
+    --bin-dir "$BIN_DIR" --work "$WORK" --router "$ROUTER" --namespaces "$(IFS=,; echo "${NODE_NS[*]}")" &
+status=0
+wait $! || status=$?
 exit "$status"

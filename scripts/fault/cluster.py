@@ -117,8 +117,6 @@ class Cluster:
         with open(self.log_path(position), "ab") as log:
             # `ip netns exec` replaces itself with the node, so this PID is the node's.
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        with open(os.path.join(self.work, "pids"), "a") as pids:
-            pids.write(f"{process.pid}\n")
         self.processes[position] = process
 
     def kill(self, position):

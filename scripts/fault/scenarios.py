@@ -36,14 +36,17 @@ STEP_DOWN_LIMIT_S = 1.0
 # is 0. The bound allows one unexpected election; without pre-vote the cut-off node would
 # start an election every 150-300 ms, about 10 to 20 new terms during the partition.
 MAX_TERM_GROWTH = 2
-PARTITION_S = 3.0
+# How long the partitions of scenarios b and c last, in seconds.
+PARTITION_S = float(os.environ.get("FAULT_PARTITION_S", "3"))
+# Upper bound on the uploads sent during one partition.
+MAX_PARTITION_WRITES = 100
 ELECTION_TIMEOUT_S = 10.0
 CATCH_UP_TIMEOUT_S = 20.0
 UPLOAD_ATTEMPT_S = 5.0
 MODEL_ID = "fault-model"
 # Enough epochs on the 10,000-row `large` dataset that training runs for seconds, so the
 # leader can be killed in the middle of it. Validation 0 turns early stopping off.
-TRAIN_OPTIONS = {"epochs": 40, "validation": 0.0, "seed": 7}
+TRAIN_OPTIONS = {"epochs": 300, "validation": 0.0, "seed": 7}
 
 
 class ScenarioFailed(Exception):
@@ -172,22 +175,35 @@ class FaultTest:
         probe = threading.Thread(target=write_to_old_leader)
         probe.start()
 
-        def stepped_down():
-            raft = cluster.raft(old)
-            return raft is not None and raft["role"] != "leader"
+        # Watch both events at once, so each time is measured from the cut.
+        seen = {}
 
-        _, step_down_s = wait_for(f"{NODE_IDS[old]} to step down", 5.0, stepped_down)
-        new, _ = self.leader(among=majority, not_node=old)
-        elected_s = time.monotonic() - cut_at
+        def step_down_and_election():
+            raft = cluster.raft(old)
+            if "step_down" not in seen and raft is not None and raft["role"] != "leader":
+                seen["step_down"] = time.monotonic() - cut_at
+            if "elected" not in seen:
+                position = cluster.agreed_leader(majority)
+                if position is not None:
+                    seen["elected"] = time.monotonic() - cut_at
+                    seen["new"] = position
+            return len(seen) == 3 or None
+
+        wait_for(f"{NODE_IDS[old]} to step down and the others to elect a leader", ELECTION_TIMEOUT_S, step_down_and_election)
+        new = seen["new"]
         new_term = cluster.raft(new)["term"]
-        for _ in range(5):
-            self.upload(lambda: [new] + [i for i in majority if i != new])
+        majority_uploads = [self.upload(lambda: [new] + [i for i in majority if i != new])[0] for _ in range(5)]
         old_view = cluster.raft(old)
         probe.join(timeout=10)
 
         healed_at = time.monotonic()
         cluster.heal_all()
         rejoin_s = self.wait_caught_up(old, new)
+
+        old_datasets = directory_digests(os.path.join(cluster.node_dir(old), "datasets"))
+        lost = [name for name in majority_uploads if old_datasets.get(name) != self.acknowledged[name]]
+        check(not lost, f"after rejoining, {NODE_IDS[old]} lacks uploads acknowledged by the majority: {lost}")
+        step_down_s = seen["step_down"]
 
         check(step_down_s <= STEP_DOWN_LIMIT_S, f"old leader took {step_down_s:.2f} s to step down (limit {STEP_DOWN_LIMIT_S} s)")
         check(old_view["role"] != "leader", f"old leader was {old_view['role']} again while isolated")
@@ -202,7 +218,8 @@ class FaultTest:
             "old": NODE_IDS[old],
             "new": NODE_IDS[new],
             "step_down": f"{step_down_s:.2f}s",
-            "elected": f"{elected_s:.2f}s",
+            "elected": f"{seen['elected']:.2f}s",
+            "write_to_old": "acknowledged after heal" if acknowledged_at else "not acknowledged",
             "term": f"{old_term}->{new_term}",
             "rejoin": f"{rejoin_s:.2f}s",
         }
@@ -218,7 +235,10 @@ class FaultTest:
         cluster.cut(leader, cut_off)
         started = time.monotonic()
         writes, slowest = 0, 0.0
-        while time.monotonic() - started < PARTITION_S and writes < 60:
+        while time.monotonic() - started < PARTITION_S:
+            if writes == MAX_PARTITION_WRITES:
+                time.sleep(0.05)
+                continue
             # Alternate between the leader and the follower in the middle, which forwards.
             targets = [leader, bridge] if writes % 2 == 0 else [bridge, leader]
             _, seconds = self.upload(lambda: targets, timeout=10.0)
@@ -253,7 +273,10 @@ class FaultTest:
         cluster.isolate(follower)
         started = time.monotonic()
         writes = 0
-        while time.monotonic() - started < PARTITION_S and writes < 60:
+        while time.monotonic() - started < PARTITION_S:
+            if writes == MAX_PARTITION_WRITES:
+                time.sleep(0.05)
+                continue
             self.upload(lambda: [leader], timeout=10.0)
             writes += 1
         isolated_term = cluster.raft(follower)["term"]
@@ -396,6 +419,8 @@ class FaultTest:
             listed = send_request(position, {"type": "LIST_MODELS", "payload": {}}, timeout=10.0)["models"]
             count = sum(1 for model in listed if model["id"] == MODEL_ID)
             check(count == 1, f"{NODE_IDS[position]} lists {MODEL_ID} {count} times")
+            leftovers = temporary_files(cluster.node_dir(position))
+            check(not leftovers, f"{NODE_IDS[position]} holds temporary files {leftovers} after the training retry")
             names = [n for n in os.listdir(os.path.join(cluster.node_dir(position), "models")) if MODEL_ID in n]
             check(
                 sorted(names) == [f"{MODEL_ID}.json", f"{MODEL_ID}.model"],
@@ -404,7 +429,7 @@ class FaultTest:
         return {
             "killed": NODE_IDS[leader],
             "retried_on": NODE_IDS[answered_by],
-            "first_attempt": first.get("error", "?")[:40],
+            "first_attempt": "failed" if "error" in first else "no result",
             "retry_to_success": f"{retry_s:.1f}s",
             "training": f"{response.get('duration', 0) / 1000:.1f}s",
             "orphaned_trainer": bool(orphans),
@@ -423,9 +448,8 @@ class FaultTest:
         for position in range(3):
             node_dir = cluster.node_dir(position)
             listings[position] = {sub: directory_digests(os.path.join(node_dir, sub)) for sub in ("datasets", "models")}
-            for sub, files in listings[position].items():
-                leftovers = [name for name in files if ".tmp" in name]
-                check(not leftovers, f"{NODE_IDS[position]} {sub}/ holds temporary files {leftovers}")
+            leftovers = temporary_files(node_dir)
+            check(not leftovers, f"{NODE_IDS[position]} holds temporary files {leftovers}")
             datasets = listings[position]["datasets"]
             missing = [name for name, digest in self.acknowledged.items() if datasets.get(name) != digest]
             check(not missing, f"{NODE_IDS[position]} lacks or altered acknowledged uploads {missing}")
@@ -441,6 +465,14 @@ class FaultTest:
             "models": len(self.models),
             "files_per_node": sum(len(files) for files in listings[0].values()),
         }
+
+
+def temporary_files(root):
+    """Paths under `root` whose name contains ".tmp", as a file written half way would have."""
+    found = []
+    for directory, _, files in os.walk(root):
+        found += [os.path.relpath(os.path.join(directory, name), root) for name in files if ".tmp" in name]
+    return found
 
 
 def generate_large(bin_dir, work):
