@@ -21,6 +21,12 @@ use crate::state_machine::{Applied, StateMachine};
 use crate::storage::{save_snapshot, LogStore, StorageError};
 use crate::transport::Transport;
 
+/// Log entries kept for the monitor's "last entries" table.
+pub const RECENT_ENTRIES: usize = 50;
+
+/// Longest time between two status publications, so peers' ages stay current.
+const STATUS_REFRESH: Duration = Duration::from_millis(100);
+
 /// Most events handled before one `Ready` is processed.
 const MAX_EVENTS_PER_READY: usize = 512;
 
@@ -60,6 +66,8 @@ pub struct NodeStatus {
     pub raft: Status,
     /// Recent log entries as (index, term, kind, size), newest last.
     pub recent_entries: Vec<EntrySummary>,
+    /// Milliseconds since each peer's last message, for peers heard from at least once.
+    pub peers_last_heard: Vec<(NodeId, u64)>,
     pub log_bytes: u64,
     pub log_entries: u64,
 }
@@ -118,6 +126,8 @@ pub struct DriverParts {
     pub snapshot_entries: u64,
     pub hard_state: HardState,
     pub snapshot_index: u64,
+    /// Summaries of the last entries read back from disk.
+    pub recent: Vec<EntrySummary>,
 }
 
 pub struct Driver {
@@ -139,6 +149,10 @@ pub struct Driver {
     completed: Vec<(ProposalReply, Result<(u64, Applied), ProposalError>)>,
     status: watch::Sender<NodeStatus>,
     recent: Vec<EntrySummary>,
+    /// When each peer's last message arrived.
+    last_heard: BTreeMap<NodeId, Instant>,
+    /// When the status was last published, to refresh the peers' ages now and then.
+    last_published: Instant,
     log_entries: u64,
     last_leader: Option<NodeId>,
     last_role: Role,
@@ -152,7 +166,8 @@ impl Driver {
         let state = Arc::new(RwLock::new(parts.state));
         let initial = NodeStatus {
             raft: parts.raft.status(),
-            recent_entries: Vec::new(),
+            recent_entries: parts.recent.clone(),
+            peers_last_heard: Vec::new(),
             log_bytes: parts.store.size(),
             log_entries: parts.log_entries,
         };
@@ -175,7 +190,9 @@ impl Driver {
             pending: BTreeMap::new(),
             completed: Vec::new(),
             status: status_sender,
-            recent: Vec::new(),
+            recent: parts.recent,
+            last_heard: BTreeMap::new(),
+            last_published: Instant::now(),
             log_entries: parts.log_entries,
         };
         let thread = std::thread::Builder::new()
@@ -237,6 +254,7 @@ impl Driver {
         match event {
             DriverEvent::Peer(from, message) => {
                 self.metrics.count_peer_message_received(&message);
+                self.last_heard.insert(from.clone(), Instant::now());
                 self.raft.step(&from, message);
             }
             DriverEvent::Propose(data, reply) => match self.raft.propose(data) {
@@ -346,7 +364,7 @@ impl Driver {
             self.recent.push(summarize(entry));
             self.log_entries = self.log_entries.max(entry.index);
         }
-        let excess = self.recent.len().saturating_sub(50);
+        let excess = self.recent.len().saturating_sub(RECENT_ENTRIES);
         self.recent.drain(..excess);
     }
 
@@ -415,10 +433,14 @@ impl Driver {
                 || current.raft.last_index != status.last_index
                 || progress_changed(&current.raft, &status)
         };
-        if changed {
+        if changed || self.last_published.elapsed() >= STATUS_REFRESH {
+            self.last_published = Instant::now();
+            let peers_last_heard =
+                self.last_heard.iter().map(|(id, at)| (id.clone(), at.elapsed().as_millis() as u64)).collect();
             let published = NodeStatus {
                 raft: status,
                 recent_entries: self.recent.clone(),
+                peers_last_heard,
                 log_bytes: self.store.size(),
                 log_entries: self.log_entries,
             };
@@ -451,7 +473,8 @@ fn progress_changed(old: &Status, new: &Status) -> bool {
         || old.progress.iter().zip(&new.progress).any(|(a, b)| a.match_index != b.match_index || a.recent_active != b.recent_active)
 }
 
-fn summarize(entry: &Entry) -> EntrySummary {
+/// Summarizes a log entry for the monitor.
+pub fn summarize(entry: &Entry) -> EntrySummary {
     use crate::state_machine::Command;
 
     let (kind, name) = if entry.data.is_empty() {

@@ -96,6 +96,8 @@ pub fn status_json(service: &Service, started: Instant) -> Value {
     let raft = &current.raft;
     let is_leader = raft.role == Role::Leader;
 
+    // A peer is reachable when its last message is younger than two election timeouts.
+    let reachable_ms = 2 * service.config.election_ticks.1 as u64 * service.config.tick.as_millis() as u64;
     let cluster: Vec<Value> = service
         .config
         .cluster
@@ -103,22 +105,28 @@ pub fn status_json(service: &Service, started: Instant) -> Value {
         .iter()
         .map(|member| {
             let progress = raft.progress.iter().find(|p| p.id == member.id);
-            let role = if member.id == raft.id {
+            let is_self = member.id == raft.id;
+            let last_heard = current.peers_last_heard.iter().find(|(id, _)| *id == member.id).map(|(_, ms)| *ms);
+            let reachable = last_heard.map(|ms| ms <= reachable_ms);
+            let role = if is_self {
                 raft.role.to_string()
+            } else if reachable == Some(false) && (is_leader || raft.leader.as_deref() == Some(member.id.as_str())) {
+                "unreachable".to_string()
             } else if raft.leader.as_deref() == Some(member.id.as_str()) {
                 "leader".to_string()
             } else if is_leader {
-                "follower".to_string()
+                if reachable == Some(true) { "follower" } else { "unreachable" }.to_string()
             } else {
                 "unknown".to_string()
             };
             json!({
                 "id": member.id,
                 "role": role,
-                "self": member.id == raft.id,
-                "matchIndex": progress.map(|p| p.match_index).or((member.id == raft.id).then_some(raft.last_index)),
+                "self": is_self,
+                "matchIndex": progress.map(|p| p.match_index).or(is_self.then_some(raft.last_index)),
                 "nextIndex": progress.map(|p| p.next_index),
-                "active": progress.map(|p| p.recent_active),
+                "active": if is_self { None } else { reachable },
+                "lastHeardMs": last_heard,
                 "client": member.client_addr(),
                 "monitor": format!("http://{}", member.http_addr()),
             })

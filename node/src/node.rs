@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::NodeConfig;
-use crate::driver::{Driver, DriverParts};
+use crate::driver::{summarize, Driver, DriverParts, RECENT_ENTRIES};
 use crate::metrics::Metrics;
 use crate::raft::{Raft, RestoredState};
 use crate::service::Service;
@@ -45,6 +45,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
     let entries: Vec<_> = recovered.entries.into_iter().filter(|e| e.index > snapshot_index).collect();
     let log_entries = entries.last().map_or(snapshot_index, |e| e.index);
+    let recent = entries.iter().rev().take(RECENT_ENTRIES).rev().map(summarize).collect();
     let hard_state = recovered.hard_state;
     let restored = RestoredState { hard_state: hard_state.clone(), snapshot: snapshot.as_ref().map(|s| s.meta.clone()), entries };
     let mut raft = Raft::new(raft_config, restored).context("restoring Raft state from the log")?;
@@ -70,6 +71,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         snapshot_entries: config.snapshot_entries,
         hard_state,
         snapshot_index,
+        recent,
     });
     tokio::spawn(crate::transport::serve_peers(listeners.peer, config.cluster.ids(), driver.peer_sender(), shutdown.clone()));
 
@@ -77,9 +79,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tokio::spawn(crate::server::serve_clients(listeners.client, service.clone(), shutdown.clone()));
     let routes = crate::monitor::routes(service.clone(), started);
     let mut http_shutdown = shutdown.clone();
-    let (_, http) = warp::serve(routes).bind_with_graceful_shutdown(listeners.http_addr, async move {
-        let _ = http_shutdown.changed().await;
-    });
+    let hint = "is another node or program using it? Stop it (make stop) or choose other ports";
+    let (_, http) = warp::serve(routes)
+        .try_bind_with_graceful_shutdown(listeners.http_addr, async move {
+            let _ = http_shutdown.changed().await;
+        })
+        .with_context(|| format!("binding monitor port {}; {hint}", listeners.http_addr))?;
     tokio::spawn(http);
 
     info!(
@@ -116,8 +121,6 @@ impl Listeners {
 
         let client = TcpListener::bind(client_addr).await.with_context(|| format!("binding client port {client_addr}; {hint}"))?;
         let peer = TcpListener::bind(peer_addr).await.with_context(|| format!("binding peer port {peer_addr}; {hint}"))?;
-        // Bind the monitor port now so that a conflict is reported at start.
-        std::net::TcpListener::bind(http_addr).with_context(|| format!("binding monitor port {http_addr}; {hint}"))?;
         Ok(Listeners { client, peer, client_addr, peer_addr, http_addr })
     }
 }
