@@ -57,7 +57,7 @@ CREATED_NS=()
 kill_own_processes() {
     local file command_line pid
     for file in /proc/[0-9]*/cmdline; do
-        command_line=$(tr '\0' ' ' <"$file" 2>/dev/null) || continue
+        command_line=$(tr '\0' ' ' 2>/dev/null <"$file") || continue
         pid=${file#/proc/}
         pid=${pid%/cmdline}
         if [[ $command_line == *"$WORK"* && $pid != "$$" ]]; then

@@ -52,7 +52,7 @@ class RequestFailed(Exception):
 
 
 def send_request(position, request, timeout):
-    """Sends one JSON request line to a node's client port and returns the response object."""
+    """Send one JSON request line to a node's client port and return the response object."""
     address = (node_address(position), CLIENT_PORT)
     try:
         with socket.create_connection(address, timeout=min(timeout, 2.0)) as connection:
@@ -64,7 +64,10 @@ def send_request(position, request, timeout):
         raise RequestFailed(f"{NODE_IDS[position]}: {error!r}") from error
     if not line:
         raise RequestFailed(f"{NODE_IDS[position]} closed the connection without a response")
-    response = json.loads(line)
+    try:
+        response = json.loads(line)
+    except ValueError as error:
+        raise RequestFailed(f"{NODE_IDS[position]} sent a response that is not JSON: {line[:200]!r}") from error
     if response.get("success") is not True:
         raise RequestFailed(
             f"{NODE_IDS[position]}: {response.get('error')} ({response.get('code')})",
@@ -120,7 +123,7 @@ class Cluster:
         self.processes[position] = process
 
     def kill(self, position):
-        """Sends SIGKILL to one node, as a crash would, and reaps it."""
+        """Send SIGKILL to one node, as a crash would, and reap it."""
         process = self.processes[position]
         assert process is not None, f"{NODE_IDS[position]} is not running"
         process.send_signal(signal.SIGKILL)
@@ -136,7 +139,7 @@ class Cluster:
                 self.kill(position)
 
     def ai_core_processes(self, position, subcommand):
-        """PIDs of `ai-core SUBCOMMAND` processes working in this node's data directory."""
+        """Find the PIDs of `ai-core SUBCOMMAND` processes working in this node's data directory."""
         marker = self.node_dir(position) + os.sep
         found = []
         for entry in os.listdir("/proc"):
@@ -163,7 +166,7 @@ class Cluster:
             subprocess.run(command, check=True)
 
     def cut(self, a, b):
-        """Drops every packet between nodes a and b, both ways, without an error to either side."""
+        """Drop every packet between nodes a and b, both ways, without an error to either side."""
         key = (min(a, b), max(a, b))
         if key not in self.cuts:
             self._rules("add", *key)
@@ -187,7 +190,7 @@ class Cluster:
     # Monitor
 
     def status(self, position, timeout=1.0):
-        """The node's /api/status document, or None when it does not respond."""
+        """Fetch the node's /api/status document; return None when the node does not respond."""
         if not self.is_running(position):
             return None
         url = f"http://{node_address(position)}:{HTTP_PORT}/api/status"
@@ -197,15 +200,12 @@ class Cluster:
         except (OSError, urllib.error.URLError, ValueError):
             return None
 
-    def statuses(self):
-        return [self.status(i) for i in range(3)]
-
     def raft(self, position):
         status = self.status(position)
         return status["raft"] if status else None
 
     def agreed_leader(self, among=None):
-        """The leader that a majority of the nodes in `among` reports, as a position, or None.
+        """Find the leader that a majority of the nodes in `among` reports; return its position or None.
 
         The leader must itself report role "leader" in the same term as its supporters.
         """
@@ -227,10 +227,10 @@ class Cluster:
         return [(raft or {}).get("term") for raft in (self.raft(i) for i in range(3))]
 
 
-def wait_for(what, timeout, condition, interval=0.05):
-    """Polls `condition` until it returns a value other than None or False.
+def wait_for(description, timeout, condition, interval=0.05):
+    """Poll `condition` until it returns a value other than None or False.
 
-    Returns (value, seconds waited). Raises TimeoutError naming `what` after `timeout` seconds.
+    Return (value, seconds waited). Raise TimeoutError with `description` after `timeout` seconds.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -239,15 +239,15 @@ def wait_for(what, timeout, condition, interval=0.05):
         if value is not None and value is not False:
             return value, time.monotonic() - started
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {description}")
         time.sleep(interval)
 
 
 def submit(request, targets, deadline, attempt_timeout):
-    """Sends a write until it succeeds, trying `targets()` in order and keeping its request_id.
+    """Send a write until it succeeds, trying the nodes `targets()` returns in order, with one request_id.
 
-    Returns (response, position that answered). Raises RequestFailed on a non-retryable error
-    and TimeoutError when `deadline` (time.monotonic()) passes.
+    Return (response, position of the node that sent it). Raise RequestFailed on a
+    non-retryable error and TimeoutError when `deadline` (a time.monotonic() value) passes.
     """
     last_error = None
     while time.monotonic() < deadline:
@@ -266,7 +266,7 @@ def submit(request, targets, deadline, attempt_timeout):
 
 
 def directory_digests(path):
-    """Maps every file name in `path`, hidden ones included, to its SHA-256."""
+    """Map every file name in `path`, hidden ones included, to its SHA-256."""
     digests = {}
     if not os.path.isdir(path):
         return digests

@@ -26,15 +26,14 @@ from cluster import (
     wait_for,
 )
 
-# A leader checks its quorum every election_tick_min ticks (150 ms with the node defaults),
-# and a cut made just after one check is noticed at the end of the next period, so an
-# isolated leader steps down after at most about 300 ms. The rest is margin for polling
-# and for two shared cores under load.
+# A leader checks its quorum every election_tick_min ticks (150 ms with the node defaults).
+# A cut made just after one check is noticed at the end of the next period, so an isolated
+# leader steps down after at most about 300 ms. The rest is margin for polling and load.
 STEP_DOWN_LIMIT_S = 1.0
 # With pre-vote, a node cut off from the leader cannot raise its term while the node it
 # still reaches hears from the leader, so the expected growth during a one-link partition
-# is 0. The bound allows one unexpected election; without pre-vote the cut-off node would
-# start an election every 150-300 ms, about 10 to 20 new terms during the partition.
+# is 0. The bound allows one unexpected election. Without pre-vote the cut-off node would
+# start an election every 150-300 ms, so a 3 s partition would add about 10 to 20 terms.
 MAX_TERM_GROWTH = 2
 # How long the partitions of scenarios b and c last, in seconds.
 PARTITION_S = float(os.environ.get("FAULT_PARTITION_S", "3"))
@@ -46,7 +45,7 @@ UPLOAD_ATTEMPT_S = 5.0
 MODEL_ID = "fault-model"
 # Enough epochs on the 10,000-row `large` dataset that training runs for seconds, so the
 # leader can be killed in the middle of it. Validation 0 turns early stopping off.
-TRAIN_OPTIONS = {"epochs": 300, "validation": 0.0, "seed": 7}
+TRAIN_OPTIONS = {"epochs": 600, "validation": 0.0, "seed": 7}
 
 
 class ScenarioFailed(Exception):
@@ -59,7 +58,7 @@ def check(condition, message):
 
 
 def small_csv(name):
-    """A valid two-feature CSV whose rows depend on `name`, so every upload differs."""
+    """Build a valid two-feature CSV whose rows depend on `name`, so every upload differs."""
     rng = random.Random(name)
     rows = ["x1,x2,label"]
     for i in range(12):
@@ -81,7 +80,7 @@ class FaultTest:
     # Helpers
 
     def leader(self, among=None, timeout=ELECTION_TIMEOUT_S, not_node=None):
-        """Waits for a leader agreed on by a majority (optionally other than `not_node`)."""
+        """Wait for a leader agreed on by a majority (optionally other than `not_node`)."""
 
         def agreed():
             position = self.cluster.agreed_leader(among)
@@ -90,7 +89,7 @@ class FaultTest:
         return wait_for("a leader agreed on by a majority", timeout, agreed)
 
     def upload(self, targets, timeout=30.0):
-        """Uploads one new dataset until acknowledged; returns (name, seconds taken)."""
+        """Upload one new dataset until it is acknowledged; return (name, seconds taken)."""
         with self.lock:
             self.sequence += 1
             number = self.sequence
@@ -105,7 +104,7 @@ class FaultTest:
         return name, time.monotonic() - started
 
     def wait_caught_up(self, position, leader, timeout=CATCH_UP_TIMEOUT_S):
-        """Waits until `position` follows `leader` in the leader's term and has applied its whole log."""
+        """Wait until `position` follows `leader` in the leader's term and has applied its whole log."""
         leader_id = NODE_IDS[leader]
 
         def caught_up():
@@ -124,7 +123,7 @@ class FaultTest:
         return seconds
 
     def restore(self):
-        """Heals every cut and restarts stopped nodes, so a failed scenario does not spoil the next."""
+        """Heal every cut and restart stopped nodes, so a failed scenario does not spoil the next."""
         self.cluster.heal_all()
         for position in range(3):
             if not self.cluster.is_running(position):
@@ -264,7 +263,7 @@ class FaultTest:
         }
 
     def isolated_follower(self):
-        """(c) A follower is cut off while writes go on; on return it catches up and disturbs nobody."""
+        """(c) A follower is cut off while writes go on. On return it catches up and the leader stays."""
         cluster = self.cluster
         leader, _ = self.leader()
         follower = (leader + 2) % 3
@@ -383,7 +382,7 @@ class FaultTest:
             f"ai-core train to start on {NODE_IDS[leader]}", 60.0, lambda: cluster.ai_core_processes(leader, "train") or None
         )
         # Let it train a little, so the kill lands in the middle of the run.
-        time.sleep(0.5)
+        time.sleep(0.3)
         check(attempt.is_alive(), f"training finished before the kill; raise the epochs: {first}")
         cluster.kill(leader)
         killed_at = time.monotonic()
@@ -437,7 +436,7 @@ class FaultTest:
         }
 
     def final_check(self):
-        """Every acknowledged upload and model is on every node, and the nodes' files are identical."""
+        """Check that every acknowledged upload and model is on every node and that the nodes' files are identical."""
         cluster = self.cluster
         leader, _ = self.leader()
         for position in range(3):
@@ -468,7 +467,7 @@ class FaultTest:
 
 
 def temporary_files(root):
-    """Paths under `root` whose name contains ".tmp", as a file written half way would have."""
+    """List the files under `root` whose name contains ".tmp", as a file written half way would."""
     found = []
     for directory, _, files in os.walk(root):
         found += [os.path.relpath(os.path.join(directory, name), root) for name in files if ".tmp" in name]
