@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,8 @@ pub struct Ports {
 }
 
 pub struct Cluster {
-    pub dir: tempfile::TempDir,
+    /// The temporary directory, which is deleted on drop unless BENCH_KEEP_DATA is set.
+    dir: Option<tempfile::TempDir>,
     pub ports: Vec<Ports>,
     processes: Vec<Option<Child>>,
     members: String,
@@ -58,8 +59,9 @@ pub fn poll<T>(what: &str, timeout: Duration, interval: Duration, mut condition:
 }
 
 impl Cluster {
-    /// Starts three nodes with `extra_args` and waits until they agree on a leader.
-    pub fn start(extra_args: &[&str]) -> Result<Cluster> {
+    /// Starts three nodes with `extra_args` and waits until they agree on a leader. The
+    /// data directories go under `parent`, or under the system's temporary directory.
+    pub fn start(extra_args: &[&str], parent: Option<&Path>) -> Result<Cluster> {
         let numbers = free_ports(9)?;
         let ports: Vec<Ports> =
             (0..3).map(|i| Ports { client: numbers[i * 3], peer: numbers[i * 3 + 1], http: numbers[i * 3 + 2] }).collect();
@@ -70,7 +72,10 @@ impl Cluster {
             .collect();
 
         let mut cluster = Cluster {
-            dir: tempfile::Builder::new().prefix("cluster-bench-").tempdir()?,
+            dir: Some(match parent {
+                Some(parent) => tempfile::Builder::new().prefix("cluster-bench-").tempdir_in(parent)?,
+                None => tempfile::Builder::new().prefix("cluster-bench-").tempdir()?,
+            }),
             ports,
             processes: vec![None, None, None],
             members: members.join(","),
@@ -83,8 +88,13 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Directory of the node logs (`<id>.log`) and of the data root (`disk/`).
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("the directory exists until drop").path()
+    }
+
     pub fn log_path(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("{}.log", NODE_IDS[i]))
+        self.path().join(format!("{}.log", NODE_IDS[i]))
     }
 
     pub fn start_node(&mut self, i: usize) -> Result<()> {
@@ -96,7 +106,7 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_node"))
             .args(["--id", NODE_IDS[i], "--cluster", &self.members])
             .arg("--data-root")
-            .arg(self.dir.path().join("disk"))
+            .arg(self.path().join("disk"))
             .arg("--ai-core")
             .arg(ai_core_path()?)
             .args(&self.extra_args)
@@ -174,6 +184,11 @@ impl Drop for Cluster {
         for child in self.processes.iter_mut().flatten() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if std::env::var_os("BENCH_KEEP_DATA").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("kept the cluster's logs and data in {}", dir.keep().display());
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod metrics;
 mod report;
 mod writes;
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -27,12 +28,16 @@ usage: cluster [OPTIONS]
   --trials N          failover trials (default 10, env BENCH_TRIALS)
   --skip-writes       skip the write phases
   --skip-failover     skip the failover trials
-  --compare-no-fsync  repeat the write phases on a second cluster started with --no-fsync
+  --compare-no-fsync  repeat the write phases on a cluster started with --no-fsync, which
+                      skips the Raft log's fsync but not the fsyncs of applied files
+  --compare-tmpfs     repeat the write phases on a cluster whose data is in /dev/shm, where
+                      every fsync returns at once
   --json              print the results as one JSON object after the table
   --help              print this text
 
-Environment: BENCH_JSON=PATH writes the JSON results to PATH; BENCH_NODE_LOG sets the
-nodes' RUST_LOG (default info, as scripts/cluster.sh uses).";
+Environment: BENCH_JSON=PATH writes the JSON results to PATH. BENCH_NODE_LOG sets the
+nodes' RUST_LOG (default info, as scripts/cluster.sh uses). BENCH_KEEP_DATA=1 keeps each
+cluster's logs and data directories instead of deleting them.";
 
 pub struct Options {
     pub seconds: f64,
@@ -42,6 +47,7 @@ pub struct Options {
     pub skip_writes: bool,
     pub skip_failover: bool,
     pub compare_no_fsync: bool,
+    pub compare_tmpfs: bool,
     pub json: bool,
     pub json_path: Option<String>,
 }
@@ -62,6 +68,7 @@ fn parse_options() -> Result<Options> {
         skip_writes: false,
         skip_failover: false,
         compare_no_fsync: false,
+        compare_tmpfs: false,
         json: false,
         json_path: std::env::var("BENCH_JSON").ok().filter(|p| !p.is_empty()),
     };
@@ -82,6 +89,7 @@ fn parse_options() -> Result<Options> {
             "--skip-writes" => options.skip_writes = true,
             "--skip-failover" => options.skip_failover = true,
             "--compare-no-fsync" => options.compare_no_fsync = true,
+            "--compare-tmpfs" => options.compare_tmpfs = true,
             "--json" => options.json = true,
             // `cargo bench` passes --bench to every bench target.
             "--bench" => {}
@@ -104,9 +112,15 @@ fn parse_options() -> Result<Options> {
     Ok(options)
 }
 
-/// Runs the write phases of `options` on a fresh cluster started with `node_args`.
-fn write_phases(options: &Options, node_args: &[&str], label: &str) -> Result<(Cluster, Vec<writes::WritePhase>)> {
-    let cluster = Cluster::start(node_args)?;
+/// Runs the write phases of `options` on a fresh cluster started with `node_args`, with
+/// its data under `parent` when given.
+fn write_phases(
+    options: &Options,
+    node_args: &[&str],
+    parent: Option<&Path>,
+    label: &str,
+) -> Result<(Cluster, Vec<writes::WritePhase>)> {
+    let cluster = Cluster::start(node_args, parent)?;
     writes::warm_up(&cluster, 20)?;
     let limits = PhaseLimits { duration: Duration::from_secs_f64(options.seconds), max_writes: options.max_writes };
     let mut phases = Vec::new();
@@ -129,15 +143,15 @@ fn run() -> Result<()> {
     let mut results = report::Results::new(&options);
 
     let mut cluster = if options.skip_writes {
-        Cluster::start(&[])?
+        Cluster::start(&[], None)?
     } else {
-        let (cluster, phases) = write_phases(&options, &[], "fsync")?;
+        let (cluster, phases) = write_phases(&options, &[], None, "fsync")?;
         results.writes = phases;
         cluster
     };
 
     eprintln!("measuring ai-core check, log fsync and file write costs");
-    results.stages = Some(writes::measure_stage_costs(cluster.dir.path(), 50)?);
+    results.stages = Some(writes::measure_stage_costs(cluster.path(), 50)?);
 
     if !options.skip_failover && options.trials > 0 {
         results.failover = failover::run_trials(&mut cluster, options.trials)?;
@@ -145,8 +159,12 @@ fn run() -> Result<()> {
     drop(cluster);
 
     if options.compare_no_fsync && !options.skip_writes {
-        let (_cluster, phases) = write_phases(&options, &["--no-fsync"], "nofsync")?;
-        results.writes_no_fsync = phases;
+        let (_cluster, phases) = write_phases(&options, &["--no-fsync"], None, "nofsync")?;
+        results.comparisons.push(("cluster started with --no-fsync (Raft log not fsynced)".into(), phases));
+    }
+    if options.compare_tmpfs && !options.skip_writes {
+        let (_cluster, phases) = write_phases(&options, &[], Some(Path::new("/dev/shm")), "tmpfs")?;
+        results.comparisons.push(("data directories in /dev/shm (tmpfs, no fsync reaches a disk)".into(), phases));
     }
 
     results.finish();

@@ -61,7 +61,8 @@ pub struct Results {
     pub load_end: String,
     pub seconds: f64,
     pub writes: Vec<WritePhase>,
-    pub writes_no_fsync: Vec<WritePhase>,
+    /// Write phases repeated under other settings, for comparison only: (setting, phases).
+    pub comparisons: Vec<(String, Vec<WritePhase>)>,
     pub stages: Option<StageCosts>,
     pub failover: Vec<Trial>,
 }
@@ -80,6 +81,32 @@ fn optional(value: Option<f64>) -> String {
     value.map_or("-".to_string(), |v| format!("{v:.2}"))
 }
 
+/// Writes one row per phase with the server-side and per-stage means.
+fn stage_rows(out: &mut String, phases: &[WritePhase]) {
+    let _ = writeln!(
+        out,
+        "{:>7} {:>10} {:>10} {:>16} {:>22} {:>22} {:>12} {:>9}",
+        "clients", "client ms", "server ms", "check p50/p99", "leader fsync ms", "follower fsync ms", "writes/fsync", "snapshots"
+    );
+    let fsync = |h: &crate::metrics::Histogram| {
+        format!("{} ({}/{})", optional(h.mean_ms()), optional(h.quantile_bound_ms(0.5)), optional(h.quantile_bound_ms(0.99)))
+    };
+    for phase in phases {
+        let _ = writeln!(
+            out,
+            "{:>7} {:>10.2} {:>10} {:>16} {:>22} {:>22} {:>12} {:>9}",
+            phase.clients,
+            phase.mean_ms(),
+            optional(phase.server_upload.mean_ms()),
+            format!("{:.0}/{:.0}", quantile_ms(&phase.leader_checks, 0.5), quantile_ms(&phase.leader_checks, 0.99)),
+            fsync(&phase.leader_fsync),
+            fsync(&phase.follower_fsync),
+            optional(phase.entries_per_fsync()),
+            phase.snapshots_taken
+        );
+    }
+}
+
 impl Results {
     pub fn new(options: &Options) -> Results {
         Results {
@@ -89,7 +116,7 @@ impl Results {
             load_end: String::new(),
             seconds: options.seconds,
             writes: Vec::new(),
-            writes_no_fsync: Vec::new(),
+            comparisons: Vec::new(),
             stages: None,
             failover: Vec::new(),
         }
@@ -112,33 +139,7 @@ impl Results {
             self.write_rows(&mut out, &self.writes, true);
             let _ = writeln!(out, "\nWhere the time goes, per phase: client and server means; ai-core check on the leader");
             let _ = writeln!(out, "(from its log, 1 ms resolution); log fsync mean (p50/p99 histogram bucket bounds)");
-            let _ = writeln!(
-                out,
-                "{:>7} {:>10} {:>10} {:>16} {:>22} {:>22} {:>12} {:>9}",
-                "clients", "client ms", "server ms", "check p50/p99", "leader fsync ms", "follower fsync ms", "writes/fsync", "snapshots"
-            );
-            for phase in &self.writes {
-                let fsync = |h: &crate::metrics::Histogram| {
-                    format!(
-                        "{} ({}/{})",
-                        optional(h.mean_ms()),
-                        optional(h.quantile_bound_ms(0.5)),
-                        optional(h.quantile_bound_ms(0.99))
-                    )
-                };
-                let _ = writeln!(
-                    out,
-                    "{:>7} {:>10.2} {:>10} {:>16} {:>22} {:>22} {:>12} {:>9}",
-                    phase.clients,
-                    phase.mean_ms(),
-                    optional(phase.server_upload.mean_ms()),
-                    format!("{:.0}/{:.0}", quantile_ms(&phase.leader_checks, 0.5), quantile_ms(&phase.leader_checks, 0.99)),
-                    fsync(&phase.leader_fsync),
-                    fsync(&phase.follower_fsync),
-                    optional(phase.entries_per_fsync()),
-                    phase.snapshots_taken
-                );
-            }
+            stage_rows(&mut out, &self.writes);
         }
         if let Some(stages) = &self.stages {
             let _ = writeln!(out, "\nCosts measured outside the cluster, same file system ({} samples each)", stages.ai_core_check.len());
@@ -152,9 +153,10 @@ impl Results {
                 let _ = writeln!(out, "{step:<58} {:>8.2} {:>8.2}", quantile_ms(samples, 0.5), quantile_ms(samples, 0.99));
             }
         }
-        if !self.writes_no_fsync.is_empty() {
-            let _ = writeln!(out, "\nSame writes on a cluster started with --no-fsync (for comparison only)");
-            self.write_rows(&mut out, &self.writes_no_fsync, false);
+        for (setting, phases) in &self.comparisons {
+            let _ = writeln!(out, "\nSame writes, {setting}; for comparison only");
+            self.write_rows(&mut out, phases, false);
+            stage_rows(&mut out, phases);
         }
         if !self.failover.is_empty() {
             self.failover_rows(&mut out);
@@ -281,7 +283,11 @@ impl Results {
             },
             "csv_bytes": CSV_BYTES,
             "writes": self.writes.iter().map(phase_json).collect::<Vec<_>>(),
-            "writes_no_fsync": self.writes_no_fsync.iter().map(phase_json).collect::<Vec<_>>(),
+            "comparisons": self
+                .comparisons
+                .iter()
+                .map(|(setting, phases)| json!({"setting": setting, "writes": phases.iter().map(phase_json).collect::<Vec<_>>()}))
+                .collect::<Vec<_>>(),
             "stage_costs": self.stages.as_ref().map(|s| json!({
                 "ai_core_check": stage_json(&s.ai_core_check),
                 "log_append_fsync": stage_json(&s.log_append_fsync),
