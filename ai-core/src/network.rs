@@ -12,7 +12,8 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-/// Probabilities are clamped to `[EPSILON, 1 - EPSILON]` inside a logarithm.
+/// Probabilities are clamped to `[PROBABILITY_EPSILON, 1 - PROBABILITY_EPSILON]`
+/// inside a logarithm.
 const PROBABILITY_EPSILON: f64 = 1e-7;
 
 /// Activation of the output layer, which also fixes the loss.

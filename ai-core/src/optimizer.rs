@@ -84,8 +84,8 @@ impl Optimizer {
         }
     }
 
-    /// Counts a new step and returns its rule; the caller then applies the
-    /// rule to every layer exactly once, with `moments_mut`.
+    /// Counts a new step and returns its rule. The caller applies the rule
+    /// once to every layer, using `moments_mut`; nothing checks that it does.
     pub fn begin_step(&mut self, scale: f32) -> StepRule {
         self.steps = self.steps.saturating_add(1);
         let rate = match self.kind {
