@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 from cluster import (
     NODE_IDS,
@@ -137,9 +138,14 @@ class FaultTest:
             measurements["time"] = f"{time.monotonic() - started:.1f}s"
             self.results.append((name, True, measurements))
             print(f"   PASS {measurements}", flush=True)
-        except (ScenarioFailed, TimeoutError, RequestFailed, AssertionError) as error:
+        except (ScenarioFailed, TimeoutError, RequestFailed) as error:
             self.results.append((name, False, {"error": str(error)}))
             print(f"   FAIL {error}", flush=True)
+            self.restore()
+        except Exception as error:  # A bug here, or a node status without an expected field.
+            traceback.print_exc()
+            self.results.append((name, False, {"error": f"{type(error).__name__}: {error}"}))
+            print(f"   FAIL {type(error).__name__}: {error}", flush=True)
             self.restore()
 
     # Scenarios
@@ -160,14 +166,13 @@ class FaultTest:
         stale = {}
 
         def write_to_old_leader():
-            # Proposed to the cut-off leader: it must not be acknowledged while the cut lasts.
+            # Sent to the cut-off leader, which must not acknowledge it. The cut lasts until
+            # this request has failed or timed out.
             request = upload_request("fault-stale.csv", small_csv("stale"), f"stale-{self.run_tag}")
             try:
-                response = send_request(old, request, timeout=4.0)
-                stale["acknowledged_at"] = time.monotonic()
-                stale["sha256"] = response.get("sha256")
+                stale["response"] = send_request(old, request, timeout=4.0)
             except RequestFailed as error:
-                stale["error"] = str(error)
+                stale["code"] = error.code or "no response"
 
         cut_at = time.monotonic()
         cluster.isolate(old)
@@ -194,8 +199,8 @@ class FaultTest:
         majority_uploads = [self.upload(lambda: [new] + [i for i in majority if i != new])[0] for _ in range(5)]
         old_view = cluster.raft(old)
         probe.join(timeout=10)
+        check(not probe.is_alive(), "the upload sent to the isolated old leader outlived its 4 s timeout")
 
-        healed_at = time.monotonic()
         cluster.heal_all()
         rejoin_s = self.wait_caught_up(old, new)
 
@@ -206,19 +211,13 @@ class FaultTest:
 
         check(step_down_s <= STEP_DOWN_LIMIT_S, f"old leader took {step_down_s:.2f} s to step down (limit {STEP_DOWN_LIMIT_S} s)")
         check(old_view["role"] != "leader", f"old leader was {old_view['role']} again while isolated")
-        acknowledged_at = stale.get("acknowledged_at")
-        check(
-            acknowledged_at is None or acknowledged_at >= healed_at,
-            "an upload sent to the isolated old leader was acknowledged during the partition",
-        )
-        if acknowledged_at is not None:
-            self.acknowledged["fault-stale.csv"] = stale["sha256"]
+        check("response" not in stale, f"the isolated old leader acknowledged an upload: {stale.get('response')}")
         return {
             "old": NODE_IDS[old],
             "new": NODE_IDS[new],
             "step_down": f"{step_down_s:.2f}s",
             "elected": f"{seen['elected']:.2f}s",
-            "write_to_old": "acknowledged after heal" if acknowledged_at else "not acknowledged",
+            "write_to_old": stale.get("code"),
             "term": f"{old_term}->{new_term}",
             "rejoin": f"{rejoin_s:.2f}s",
         }
