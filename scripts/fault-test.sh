@@ -16,6 +16,7 @@
 #   BIN_DIR     directory with the node and ai-core binaries (default target/release)
 #   KEEP_WORK   1 keeps the temporary directory (data and logs) even when the test passes
 #   RUST_LOG    node log level (default info)
+#   FAULT_PARTITION_S  seconds that the partitions of scenarios b and c last (default 3)
 #
 # Topology: namespace fault-router-PID forwards between the veth links
 # 10.213.N.1 <-> 10.213.N.2 (N = 1, 2, 3); node N runs in fault-nodeN-PID at 10.213.N.2.

@@ -33,8 +33,9 @@ from cluster import (
 STEP_DOWN_LIMIT_S = 1.0
 # With pre-vote, a node cut off from the leader cannot raise its term while the node it
 # still reaches hears from the leader, so the expected growth during a one-link partition
-# is 0. The bound allows one unexpected election. Without pre-vote the cut-off node would
-# start an election every 150-300 ms, so a 3 s partition would add about 10 to 20 terms.
+# is 0. The bound allows one unexpected election, which takes two terms when its first
+# vote splits. Without pre-vote the cut-off node would start an election every 150-300 ms,
+# so a 3 s partition would add about 10 to 20 terms.
 MAX_TERM_GROWTH = 2
 # How long the partitions of scenarios b and c last, in seconds.
 PARTITION_S = float(os.environ.get("FAULT_PARTITION_S", "3"))
