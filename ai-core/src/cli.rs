@@ -205,6 +205,24 @@ fn print_json(value: &Value) -> Result<()> {
 }
 
 /// Prints a warning naming the skipped rows, if any.
+/// Builds the `check --json` object, also returned by `serve` for `check_csv` requests.
+pub fn check_summary(dataset: &Dataset, targets: &crate::labels::Targets) -> Value {
+    let classes = targets.task.is_classification().then_some(&targets.classes);
+    json!({
+        "success": true,
+        "rows": dataset.rows(),
+        "features": dataset.feature_count(),
+        "featureNames": dataset.feature_names,
+        "label": dataset.label_name,
+        "header": dataset.has_header,
+        "separator": (dataset.separator as char).to_string(),
+        "task": targets.task.name(),
+        "classes": classes,
+        "skippedRows": dataset.skipped_lines.len(),
+        "skippedLines": dataset.skipped_lines,
+    })
+}
+
 fn warn_skipped(dataset: &Dataset) {
     if dataset.skipped_lines.is_empty() {
         return;
@@ -339,19 +357,7 @@ fn run_check(args: CheckArgs) -> Result<()> {
     warn_skipped(&dataset);
 
     let classes = targets.task.is_classification().then_some(&targets.classes);
-    let summary = json!({
-        "success": true,
-        "rows": dataset.rows(),
-        "features": dataset.feature_count(),
-        "featureNames": dataset.feature_names,
-        "label": dataset.label_name,
-        "header": dataset.has_header,
-        "separator": (dataset.separator as char).to_string(),
-        "task": targets.task.name(),
-        "classes": classes,
-        "skippedRows": dataset.skipped_lines.len(),
-        "skippedLines": dataset.skipped_lines,
-    });
+    let summary = check_summary(&dataset, &targets);
     if args.json {
         return print_json(&summary);
     }

@@ -153,7 +153,12 @@ pub fn handle_line(cache: &mut ModelCache, line: &[u8]) -> Value {
         }
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
-    match predict_request(cache, &request) {
+    let result = if request.get("check_csv").is_some() {
+        check_request(&request)
+    } else {
+        predict_request(cache, &request)
+    };
+    match result {
         Ok(response) => {
             let mut response = response;
             response["id"] = id;
@@ -164,6 +169,24 @@ pub fn handle_line(cache: &mut ModelCache, line: &[u8]) -> Value {
             error_response(id, e.code(), &e.to_string())
         }
     }
+}
+
+/// Validates the CSV file at `check_csv` (a path) as `ai-core check` does, so a node can
+/// check an upload without starting a process.
+fn check_request(request: &Value) -> Result<Value> {
+    let path = request
+        .get("check_csv")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidPayload("check_csv must be a file path string".to_string()))?;
+    let task = match request.get("task").and_then(Value::as_str).unwrap_or("auto") {
+        "auto" => crate::labels::TaskChoice::Auto,
+        "classify" => crate::labels::TaskChoice::Classify,
+        "regress" => crate::labels::TaskChoice::Regress,
+        other => return Err(Error::InvalidPayload(format!("task must be auto, classify or regress, got {other:?}"))),
+    };
+    let dataset = crate::dataset::load_csv(std::path::Path::new(path))?;
+    let targets = crate::labels::encode_targets(&dataset.labels, task)?;
+    Ok(crate::cli::check_summary(&dataset, &targets))
 }
 
 fn predict_request(cache: &mut ModelCache, request: &Value) -> Result<Value> {

@@ -189,3 +189,25 @@ fn serve_exits_at_end_of_input() {
         "blank lines get no response: {text}"
     );
 }
+
+#[test]
+fn serve_checks_csv_files() {
+    let models = tempfile::tempdir().unwrap();
+    let mut worker = Worker::start(models.path());
+
+    let ragged = data_file("ragged_rows.csv");
+    let request = json!({"id": 1, "check_csv": ragged.to_str().unwrap()});
+    let summary = worker.request(&request.to_string());
+    assert_eq!(summary["success"], true, "{summary}");
+    assert_eq!(summary["id"], 1);
+    assert_eq!(summary["skippedLines"], json!([52, 53]), "{summary}");
+
+    let header_only = data_file("header_only.csv");
+    let request = json!({"id": 2, "check_csv": header_only.to_str().unwrap()});
+    let failure = worker.request(&request.to_string());
+    assert_eq!(failure["success"], false, "{failure}");
+    assert_eq!(failure["code"], "INVALID_CSV", "{failure}");
+
+    let request = json!({"id": 3, "check_csv": ragged.to_str().unwrap(), "task": "dance"});
+    assert_eq!(worker.request(&request.to_string())["code"], "INVALID_PAYLOAD");
+}
