@@ -1,5 +1,5 @@
-//! The process boundary to `ai-core`: CSV checks and training as one child process per
-//! job, predictions through a small pool of long-lived `ai-core serve` workers.
+//! The process boundary to `ai-core`: training as one child process per job, CSV checks
+//! and predictions through a small pool of long-lived `ai-core serve` workers.
 //!
 //! The node never links the training code; it reads the child's JSON on stdout and
 //! maps the `code` field onto wire error codes.
@@ -17,9 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 
-/// Time limit of `ai-core check`.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
-/// Time limit of one prediction through a worker.
+/// Time limit of one worker request (a prediction or a CSV check).
 const PREDICT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `ai-core` child processes.
@@ -39,16 +37,6 @@ pub struct Trained {
 impl Runner {
     pub fn new(ai_core: PathBuf, train_timeout: Duration) -> Runner {
         Runner { ai_core, train_timeout }
-    }
-
-    /// Validates a CSV file with `ai-core check`; returns its summary.
-    pub async fn check_csv(&self, csv: &Path, task: Option<&str>) -> Result<Value, WireError> {
-        let mut args = vec!["check".to_string(), csv.display().to_string(), "--json".to_string()];
-        if let Some(task) = task {
-            args.extend(["--task".to_string(), task.to_string()]);
-        }
-        let output = self.run(&args, CHECK_TIMEOUT, ErrorCode::InvalidCsv).await?;
-        Ok(output)
     }
 
     /// Trains `model_id` on `csv`, writing the model into `work_dir`, and reads the model back.
@@ -81,7 +69,9 @@ impl Runner {
     /// Runs one `ai-core` command that prints a JSON object; maps failures to wire errors.
     async fn run(&self, args: &[String], limit: Duration, default_code: ErrorCode) -> Result<Value, WireError> {
         debug!("starting {} {}", self.ai_core.display(), args.join(" "));
-        let child = Command::new(&self.ai_core)
+        let mut command = Command::new(&self.ai_core);
+        die_with_parent(&mut command);
+        let child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -121,29 +111,51 @@ impl Runner {
     }
 }
 
+/// Makes the child receive SIGKILL when the node dies, even by SIGKILL, so that no
+/// trainer outlives its node and keeps the cores busy or writes into a stale job
+/// directory. Linux only (`PR_SET_PDEATHSIG`).
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The node may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
 fn child_error(value: &Value, default_code: ErrorCode) -> WireError {
     let message = value.get("error").and_then(Value::as_str).unwrap_or("ai-core failed without a message");
     let code = value.get("code").and_then(Value::as_str).and_then(ErrorCode::parse).unwrap_or(default_code);
     WireError::new(code, message)
 }
 
-/// One prediction: a model id and one input vector.
-struct PredictJob {
-    model_id: String,
-    input: Vec<f64>,
+/// One request for a worker (without its `id`) and where to send the response.
+struct WorkerJob {
+    request: Value,
     reply: oneshot::Sender<Result<Value, WireError>>,
 }
 
 /// Long-lived `ai-core serve` workers shared by all connections.
+// NOTE: a CSV check of a large file occupies one worker for the check's duration, and
+// predictions routed to that worker wait behind it.
 #[derive(Clone)]
-pub struct PredictPool {
-    workers: Arc<Vec<mpsc::Sender<PredictJob>>>,
+pub struct WorkerPool {
+    workers: Arc<Vec<mpsc::Sender<WorkerJob>>>,
     next: Arc<AtomicUsize>,
 }
 
-impl PredictPool {
+impl WorkerPool {
     /// Starts `size` worker tasks; each starts its child process on first use.
-    pub fn start(ai_core: PathBuf, models_dir: PathBuf, size: usize) -> PredictPool {
+    pub fn start(ai_core: PathBuf, models_dir: PathBuf, size: usize) -> WorkerPool {
         let workers = (0..size.max(1))
             .map(|number| {
                 let (sender, receiver) = mpsc::channel(256);
@@ -152,21 +164,39 @@ impl PredictPool {
                 sender
             })
             .collect();
-        PredictPool { workers: Arc::new(workers), next: Arc::new(AtomicUsize::new(0)) }
+        WorkerPool { workers: Arc::new(workers), next: Arc::new(AtomicUsize::new(0)) }
     }
 
-    /// Runs one input vector through `model_id`; returns `{prediction, label, ...}`.
+    /// Runs one input vector through `model_id`; returns `{prediction, label}`.
     pub async fn predict(&self, model_id: &str, input: Vec<f64>) -> Result<Value, WireError> {
+        let response = self.call(json!({"model_id": model_id, "inputs": [input]})).await?;
+        let prediction = response.pointer("/predictions/0").cloned().unwrap_or(Value::Null);
+        let label = response.pointer("/labels/0").cloned().unwrap_or(Value::Null);
+        Ok(json!({"prediction": prediction, "label": label}))
+    }
+
+    /// Validates a CSV file as `ai-core check` does, without starting a process.
+    pub async fn check_csv(&self, csv: &Path) -> Result<Value, WireError> {
+        let response = self.call(json!({"check_csv": csv.display().to_string()})).await;
+        response.map_err(|mut e| {
+            if e.code == ErrorCode::PredictionFailed {
+                e.code = ErrorCode::InvalidCsv;
+            }
+            e
+        })
+    }
+
+    /// Sends one request to the next worker and waits for its successful response.
+    async fn call(&self, request: Value) -> Result<Value, WireError> {
         let number = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
         let (reply, result) = oneshot::channel();
-        let job = PredictJob { model_id: model_id.to_string(), input, reply };
-        let unavailable = || WireError::new(ErrorCode::Unavailable, "prediction workers are shutting down");
+        let unavailable = || WireError::new(ErrorCode::Unavailable, "ai-core workers are shutting down");
 
-        self.workers[number].send(job).await.map_err(|_| unavailable())?;
+        self.workers[number].send(WorkerJob { request, reply }).await.map_err(|_| unavailable())?;
         match tokio::time::timeout(PREDICT_TIMEOUT, result).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(unavailable()),
-            Err(_) => Err(WireError::new(ErrorCode::Timeout, format!("prediction did not finish within {} s", PREDICT_TIMEOUT.as_secs()))),
+            Err(_) => Err(WireError::new(ErrorCode::Timeout, format!("ai-core worker did not answer within {} s", PREDICT_TIMEOUT.as_secs()))),
         }
     }
 }
@@ -186,9 +216,9 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(mut self, mut jobs: mpsc::Receiver<PredictJob>) {
+    async fn run(mut self, mut jobs: mpsc::Receiver<WorkerJob>) {
         while let Some(job) = jobs.recv().await {
-            let result = self.predict_with_retry(&job.model_id, &job.input).await;
+            let result = self.call_with_retry(job.request).await;
             let _ = job.reply.send(result);
         }
         if let Some(mut process) = self.process.take() {
@@ -196,14 +226,14 @@ impl Worker {
         }
     }
 
-    /// A worker that died is restarted and the request sent once more.
-    async fn predict_with_retry(&mut self, model_id: &str, input: &[f64]) -> Result<Value, WireError> {
-        match self.predict_once(model_id, input).await {
+    /// Sends a request; a worker that died is restarted and the request sent once more.
+    async fn call_with_retry(&mut self, request: Value) -> Result<Value, WireError> {
+        match self.call_once(request.clone()).await {
             Ok(result) => result,
             Err(first) => {
                 warn!("prediction worker {} failed: {first}; restarting it and retrying once", self.number);
                 self.kill().await;
-                match self.predict_once(model_id, input).await {
+                match self.call_once(request).await {
                     Ok(result) => result,
                     Err(second) => {
                         self.kill().await;
@@ -215,7 +245,7 @@ impl Worker {
     }
 
     /// Outer error: the worker process broke. Inner: ai-core rejected the request.
-    async fn predict_once(&mut self, model_id: &str, input: &[f64]) -> Result<Result<Value, WireError>, String> {
+    async fn call_once(&mut self, mut request: Value) -> Result<Result<Value, WireError>, String> {
         if self.process.is_none() {
             self.process = Some(self.spawn()?);
         }
@@ -223,7 +253,8 @@ impl Worker {
         process.next_id += 1;
         let id = process.next_id;
 
-        let mut line = json!({"id": id, "model_id": model_id, "inputs": [input]}).to_string();
+        request["id"] = json!(id);
+        let mut line = request.to_string();
         line.push('\n');
         process.stdin.write_all(line.as_bytes()).await.map_err(|e| format!("writing to ai-core serve: {e}"))?;
         process.stdin.flush().await.map_err(|e| format!("writing to ai-core serve: {e}"))?;
@@ -241,13 +272,13 @@ impl Worker {
         if value.get("success").and_then(Value::as_bool) != Some(true) {
             return Ok(Err(child_error(&value, ErrorCode::PredictionFailed)));
         }
-        let prediction = value.pointer("/predictions/0").cloned().unwrap_or(Value::Null);
-        let label = value.pointer("/labels/0").cloned().unwrap_or(Value::Null);
-        Ok(Ok(json!({"prediction": prediction, "label": label})))
+        Ok(Ok(value))
     }
 
     fn spawn(&self) -> Result<Process, String> {
-        let mut child = Command::new(&self.ai_core)
+        let mut command = Command::new(&self.ai_core);
+        die_with_parent(&mut command);
+        let mut child = command
             .arg("serve")
             .arg("--models-dir")
             .arg(&self.models_dir)

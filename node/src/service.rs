@@ -24,7 +24,7 @@ use crate::config::NodeConfig;
 use crate::driver::{DriverHandle, ProposalError};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
-use crate::runner::{PredictPool, Runner};
+use crate::runner::{WorkerPool, Runner};
 use crate::state_machine::{Applied, Command, FileRecord, ModelRecord};
 
 /// How long a write waits for its entry to commit and apply.
@@ -39,7 +39,7 @@ pub struct Service {
     pub driver: DriverHandle,
     pub metrics: Arc<Metrics>,
     runner: Runner,
-    predictions: PredictPool,
+    workers: WorkerPool,
     forwarder: Forwarder,
     training_slots: Semaphore,
     /// Scratch space for CSV checks and training jobs; emptied at start.
@@ -60,7 +60,7 @@ impl Service {
         let models_dir = driver.state.read().unwrap_or_else(|e| e.into_inner()).models_dir();
         Ok(Service {
             runner: Runner::new(config.ai_core.clone(), config.train_timeout),
-            predictions: PredictPool::start(config.ai_core.clone(), models_dir, config.predict_workers),
+            workers: WorkerPool::start(config.ai_core.clone(), models_dir, config.predict_workers),
             forwarder: Forwarder::new(config.cluster.clone(), config.train_timeout + Duration::from_secs(120)),
             training_slots: Semaphore::new(config.max_training_jobs.max(1)),
             work_dir,
@@ -159,7 +159,7 @@ impl Service {
         }
 
         let started = Instant::now();
-        let result = self.predictions.predict(&request.model_id, request.input_vector).await;
+        let result = self.workers.predict(&request.model_id, request.input_vector).await;
         self.metrics.predictions.observe(started.elapsed());
 
         let mut response = result?;
@@ -302,6 +302,7 @@ impl Service {
             (Some(data), _) => {
                 let content = decode_base64(data)?;
                 let name = format!("{}.csv", request.model_name);
+                validate_name("dataset name", &name)?;
                 self.store_dataset(&name, content, request_id).await?.0.name
             }
             (None, Some(name)) => {
@@ -331,8 +332,7 @@ impl Service {
 
     fn finished_training(&self, request_id: &str) -> Option<Value> {
         let state = self.driver.state.read().unwrap_or_else(|e| e.into_inner());
-        let model_id = state.request(request_id)?.model.clone()?;
-        state.model(&model_id).map(ModelRecord::train_response)
+        state.request(request_id)?.model.as_ref().map(ModelRecord::train_response)
     }
 
     async fn run_training(&self, dataset: &str, request: &TrainRequest) -> Result<crate::runner::Trained, WireError> {
@@ -367,7 +367,7 @@ impl Service {
         let job_dir = self.job_dir("check")?;
         let csv = job_dir.join("data.csv");
         std::fs::write(&csv, &content).map_err(|e| internal(format!("writing {}: {e}", csv.display())))?;
-        let summary = self.runner.check_csv(&csv, None).await;
+        let summary = self.workers.check_csv(&csv).await;
         let _ = std::fs::remove_dir_all(&job_dir);
         // The client knows its file by name, not by this node's scratch path.
         let summary = summary.map_err(|mut e| {

@@ -165,11 +165,12 @@ struct SnapshotHeader {
     requests: Vec<(String, RequestRecord)>,
 }
 
-/// Files already stored for one client request id.
+/// Files already stored for one client request id, as they were when it applied, so
+/// a retry gets the first result even after the same name was stored again.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub dataset: Option<FileRecord>,
-    pub model: Option<String>,
+    pub model: Option<ModelRecord>,
 }
 
 pub struct StateMachine {
@@ -253,7 +254,7 @@ impl StateMachine {
                 info!("applied STORE_MODEL {} at index {}", model_id, entry.index);
 
                 if let Some(id) = request_id {
-                    self.requests.entry(id).or_default().model = Some(model_id.clone());
+                    self.requests.entry(id).or_default().model = Some(record.clone());
                 }
                 self.models.insert(model_id, record.clone());
                 Ok(Applied::Model(record))
@@ -267,10 +268,7 @@ impl StateMachine {
         let record = self.requests.get(command.request_id()?)?;
         match command {
             Command::StoreFile { .. } => record.dataset.clone().map(Applied::Dataset),
-            Command::StoreModel { .. } => {
-                let model = self.models.get(record.model.as_ref()?)?;
-                Some(Applied::Model(model.clone()))
-            }
+            Command::StoreModel { .. } => record.model.clone().map(Applied::Model),
         }
     }
 
@@ -481,7 +479,7 @@ mod tests {
         let model = machine.model("m1").unwrap();
         assert_eq!(model.info().accuracy, Some(0.97));
         assert_eq!(model.train_response()["modelId"], "m1");
-        assert_eq!(machine.request("r2").unwrap().model.as_deref(), Some("m1"));
+        assert_eq!(machine.request("r2").unwrap().model.as_ref().map(|m| m.file.name.as_str()), Some("m1"));
     }
 
     #[test]
@@ -532,7 +530,7 @@ mod tests {
             std::fs::read(target_dir.path().join("models/m1.json")).unwrap(),
             std::fs::read(source_dir.path().join("models/m1.json")).unwrap()
         );
-        assert_eq!(target.request("r2").unwrap().model.as_deref(), Some("m1"));
+        assert_eq!(target.request("r2").unwrap().model.as_ref().map(|m| m.file.index), Some(2));
         assert_eq!(target.model("m1"), source.model("m1"));
     }
 

@@ -1,14 +1,16 @@
 //! Durable Raft state: one append-only file of checksummed records.
 //!
-//! Each record is `[length: u32 LE][crc32 of body: u32 LE][body]`, and the body starts
-//! with a kind byte. An entry record whose index is at or below the last stored index
+//! Each record is `[length: u32 LE][!length: u32 LE][crc32 of body: u32 LE][body]`, and
+//! the body starts with a kind byte. The inverted copy of the length tells a damaged
+//! length field apart from a record cut short by a crash. An entry record whose index is at or below the last stored index
 //! replaces that entry and everything after it, which is how conflict truncation is
 //! persisted without rewriting the file. The last hard-state record wins.
 //!
-//! Recovery reads records until the end. A record that fails its checksum or runs past
-//! the end of the file is a torn write when it is the last thing in the file: the file
-//! is cut back to the last valid record. A bad record followed by more data is
-//! corruption in the middle, and opening fails instead of serving wrong data.
+//! Recovery reads records until the end. A record with an intact length that runs past
+//! the end of the file, or that fails its checksum as the last thing in the file, is a
+//! torn write: the file is cut back to the last valid record. A damaged length field, or
+//! a bad record followed by more data, is corruption in the middle, and opening fails
+//! instead of serving wrong data.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -23,7 +25,7 @@ const LOG_FILE: &str = "raft.log";
 const SNAPSHOT_FILE: &str = "snapshot";
 /// Snapshot file header: index, term, CRC32 of the data.
 const SNAPSHOT_HEADER_BYTES: usize = 20;
-const HEADER_BYTES: usize = 8;
+const HEADER_BYTES: usize = 12;
 /// Upper bound of one record, so a corrupt length never causes a huge allocation.
 const MAX_RECORD_BYTES: usize = 1 << 30;
 
@@ -222,7 +224,9 @@ fn encode_record(buffer: &mut Vec<u8>, kind: u8, body: &[u8]) {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&[kind]);
     hasher.update(body);
-    buffer.extend_from_slice(&((body.len() + 1) as u32).to_le_bytes());
+    let length = (body.len() + 1) as u32;
+    buffer.extend_from_slice(&length.to_le_bytes());
+    buffer.extend_from_slice(&(!length).to_le_bytes());
     buffer.extend_from_slice(&hasher.finalize().to_le_bytes());
     buffer.push(kind);
     buffer.extend_from_slice(body);
@@ -254,16 +258,13 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<(Recovered, u64), StorageError> {
     while offset < bytes.len() {
         let record = match read_record(bytes, offset) {
             Ok(record) => record,
-            Err(reason) => {
-                let end = record_end(bytes, offset);
-                if end >= bytes.len() {
-                    break;
-                }
+            Err(RecordError::Torn) => break,
+            Err(RecordError::Corrupt(reason)) => {
                 return Err(StorageError::Corrupt {
                     path: path.to_path_buf(),
                     offset: offset as u64,
                     reason,
-                    following: (bytes.len() - end) as u64,
+                    following: (bytes.len() - offset) as u64,
                 });
             }
         };
@@ -273,33 +274,40 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<(Recovered, u64), StorageError> {
     Ok((recovered, offset as u64))
 }
 
-/// Where a record starting at `offset` would end if its length field were right.
-fn record_end(bytes: &[u8], offset: usize) -> usize {
-    if offset + HEADER_BYTES > bytes.len() {
-        return bytes.len();
-    }
-    let length = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
-    offset.saturating_add(HEADER_BYTES).saturating_add(length)
+/// Why a record could not be read.
+enum RecordError {
+    /// Cut short by a crash during the write; everything from here on is discarded.
+    Torn,
+    /// Damaged data that a crash cannot explain.
+    Corrupt(String),
 }
 
 /// Returns `(kind, body, next offset)` or why the record is invalid.
-fn read_record(bytes: &[u8], offset: usize) -> Result<(u8, &[u8], usize), String> {
+fn read_record(bytes: &[u8], offset: usize) -> Result<(u8, &[u8], usize), RecordError> {
     if offset + HEADER_BYTES > bytes.len() {
-        return Err("record header cut short".into());
+        return Err(RecordError::Torn);
     }
-    let length = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
-    let crc = u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().unwrap());
+    let word = |at: usize| u32::from_le_bytes(bytes[offset + at..offset + at + 4].try_into().unwrap());
+    let (length, inverted, crc) = (word(0), word(4), word(8));
+    if inverted != !length {
+        return Err(RecordError::Corrupt("length field does not match its check copy".into()));
+    }
+    let length = length as usize;
     if length == 0 || length > MAX_RECORD_BYTES {
-        return Err(format!("record length {length} is out of range"));
+        return Err(RecordError::Corrupt(format!("record length {length} is out of range")));
     }
+
     let start = offset + HEADER_BYTES;
     let end = start + length;
     if end > bytes.len() {
-        return Err(format!("record of {length} bytes runs past the end of the file"));
+        return Err(RecordError::Torn);
     }
     let payload = &bytes[start..end];
     if crc32fast::hash(payload) != crc {
-        return Err("checksum mismatch".into());
+        if end == bytes.len() {
+            return Err(RecordError::Torn);
+        }
+        return Err(RecordError::Corrupt("checksum mismatch".into()));
     }
     Ok((payload[0], &payload[1..], end))
 }
@@ -455,6 +463,23 @@ mod tests {
 
         let (_, recovered) = LogStore::open(dir.path(), true).unwrap();
         assert_eq!(recovered.entries, vec![entry(3, 1, "c")]);
+    }
+
+    #[test]
+    fn damaged_length_field_fails_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = LogStore::open(dir.path(), true).unwrap();
+        store.append(None, &[entry(1, 1, "aaaa"), entry(2, 1, "bbbb")]).unwrap();
+        let path = store.path().to_path_buf();
+        drop(store);
+
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[2] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let error = LogStore::open(dir.path(), true).err().expect("open should fail");
+        assert!(matches!(error, StorageError::Corrupt { offset: 0, .. }), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "the damaged file was changed");
     }
 
     #[test]

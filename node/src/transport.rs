@@ -29,6 +29,15 @@ pub const MAX_PEER_LINE_BYTES: usize = 512 * 1024 * 1024;
 /// Messages queued per peer before new ones are dropped.
 const QUEUE_DEPTH: usize = 4096;
 
+/// Longest wait for a peer connection to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Time that sent data may stay unacknowledged before the kernel drops the connection
+/// (TCP_USER_TIMEOUT). Without it, a connection through a partition that silently
+/// drops packets stays open and recovers only at the kernel's next, ever later,
+/// retransmission after the partition heals.
+const UNACKNOWLEDGED_LIMIT_MS: libc::c_uint = 1500;
+
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 enum Hello {
@@ -92,7 +101,10 @@ impl Link {
         loop {
             let stream = tokio::select! {
                 _ = shutdown.changed() => return,
-                result = TcpStream::connect(&self.address) => result,
+                result = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.address)) => match result {
+                    Ok(result) => result,
+                    Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
+                },
             };
             match stream {
                 Ok(stream) => {
@@ -128,6 +140,7 @@ impl Link {
         shutdown: &mut watch::Receiver<bool>,
     ) -> std::io::Result<()> {
         stream.set_nodelay(true)?;
+        set_user_timeout(&stream)?;
         let mut writer = BufWriter::new(stream);
         let hello = Hello::Identify { node_id: self.me.clone() };
         write_json_line(&mut writer, &hello).await?;
@@ -150,6 +163,27 @@ impl Link {
             self.metrics.peer_flushes.inc();
         }
     }
+}
+
+fn set_user_timeout(stream: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+
+    let value = UNACKNOWLEDGED_LIMIT_MS;
+    // SAFETY: the descriptor belongs to `stream`, which outlives the call, and the
+    // option value is a valid c_uint of the size passed.
+    let result = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            &value as *const libc::c_uint as *const libc::c_void,
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Discards messages queued while the peer was unreachable: they are stale by now and

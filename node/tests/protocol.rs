@@ -88,8 +88,10 @@ fn hostile_model_names_are_rejected_without_files() {
     let cluster = Cluster::start();
     let csv = base64::engine::general_purpose::STANDARD.encode(b"x,y,label\n0,0,0\n1,1,1\n0,1,1\n1,0,0\n");
     let long = "a".repeat(300);
+    // Valid as a model id, but the dataset name `<name>.csv` would exceed 128 characters.
+    let near_limit = "b".repeat(126);
 
-    for name in ["../../etc/passwd", "a/b", "", long.as_str(), ".hidden"] {
+    for name in ["../../etc/passwd", "a/b", "", long.as_str(), ".hidden", near_limit.as_str()] {
         let request = json!({"type": "TRAIN_REQUEST", "payload": {"model_name": name, "data_content": csv}});
         let response = cluster.request(0, &request);
         assert_eq!(response["success"], false, "name {name:?} was accepted: {response}");

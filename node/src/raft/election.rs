@@ -28,12 +28,18 @@ impl Raft {
             Role::Leader,
             "a leader cannot become pre-candidate"
         );
-        info!(
-            "node {}: {} -> pre-candidate, starting pre-vote for term {}",
-            self.config.id,
-            self.role,
-            self.term + 1
-        );
+        // A node cut off from the cluster repeats pre-votes every election timeout, so
+        // only the first one of a streak is logged at info.
+        if self.role == Role::PreCandidate {
+            debug!("node {}: pre-vote for term {} again", self.config.id, self.term + 1);
+        } else {
+            info!(
+                "node {}: {} -> pre-candidate, starting pre-vote for term {}",
+                self.config.id,
+                self.role,
+                self.term + 1
+            );
+        }
         self.role = Role::PreCandidate;
         self.leader = None;
         self.votes.clear();
