@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SEEDS ?= 10000
 
-.PHONY: build release cluster stop demo test sim bench web clean
+.PHONY: build release cluster stop demo test sim fault-test bench web clean
 
 build:
 	$(CARGO) build --workspace
@@ -31,13 +31,17 @@ test: build
 sim:
 	SIM_SEEDS=$(SEEDS) $(CARGO) test --release -p node --test sim -- --nocapture
 
+## Network faults on real processes in network namespaces (root; iproute2, python3).
+fault-test: release
+	scripts/fault-test.sh
+
 ## Benchmarks; results go to docs/BENCHMARKS.md by hand.
 bench: release
 	scripts/bench.sh
 
 ## The web client on http://127.0.0.1:5005 against the running cluster.
 web: release
-	target/release/client web
+	target/release/client web $(WEB_ARGS)
 
 clean:
 	scripts/cluster.sh stop
