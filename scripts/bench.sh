@@ -45,9 +45,10 @@ echo "== machine"
 } | tee "$out/machine.txt"
 
 echo "== cluster benchmark"
+# Progress goes to stderr and only the result table, on stdout, goes to the file.
 # shellcheck disable=SC2086 # CLUSTER_BENCH_ARGS is a list of options.
 BENCH_JSON="$out/cluster.json" timeout "$step_timeout" \
-    cargo bench -p node --bench cluster -- ${CLUSTER_BENCH_ARGS:-} 2>&1 | tee "$out/cluster.txt"
+    cargo bench -p node --bench cluster -- ${CLUSTER_BENCH_ARGS:-} | tee "$out/cluster.txt"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || failed+=("cluster benchmark")
 
 if [[ -x scripts/bench-ai-core.sh ]]; then

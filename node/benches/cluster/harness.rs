@@ -185,7 +185,7 @@ impl Drop for Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if std::env::var_os("BENCH_KEEP_DATA").is_some() {
+        if std::env::var_os("BENCH_KEEP_DATA").is_some_and(|v| !v.is_empty()) {
             if let Some(dir) = self.dir.take() {
                 eprintln!("kept the cluster's logs and data in {}", dir.keep().display());
             }
