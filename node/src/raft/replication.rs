@@ -2,7 +2,7 @@
 //! and the follower's side, and the leader's commit rule.
 
 use bytes::Bytes;
-use log::{debug, info};
+use log::{debug, info, warn};
 
 use super::core::{IncomingSnapshot, Raft};
 use super::message::{Entry, Message, Snapshot, SnapshotMeta};
@@ -206,6 +206,27 @@ impl Raft {
             } else {
                 self.maybe_send_append(from, false);
             }
+            return;
+        }
+
+        // A follower whose log is now shorter than an index it acknowledged has lost
+        // its storage (for example, its data directory was wiped). Raft assumes
+        // durable storage, so rather than retry the acknowledged point forever the
+        // leader resends from the follower's commit index. Lowering a match index
+        // only delays commits; it never undoes one.
+        let log_too_short = conflict_term.is_none() && conflict_index.is_some_and(|i| i <= pr.match_index);
+        if log_too_short && match_index < pr.match_index {
+            warn!(
+                "node {}: {from} lost entries it had acknowledged (match {}, its log ends before {}); resending from {}",
+                self.config.id,
+                pr.match_index,
+                conflict_index.unwrap_or(0),
+                match_index + 1
+            );
+            pr.match_index = match_index;
+            pr.next_index = match_index + 1;
+            pr.become_probe();
+            self.maybe_send_append(from, true);
             return;
         }
 

@@ -690,6 +690,34 @@ fn proposal_on_follower_names_leader() {
 }
 
 #[test]
+fn wiped_follower_is_resent_whole_log() {
+    let mut net = Network::new(3);
+    net.elect("n1");
+    for i in 0..5 {
+        net.node("n1").propose(Bytes::from(format!("entry {i}"))).unwrap();
+        net.settle();
+    }
+    let last = net.node("n1").status().last_index;
+    assert_eq!(net.node("n3").status().last_index, last);
+
+    // n3 loses its whole data directory and restarts empty.
+    let voters = ids(3);
+    let mut config = test_config("n3", &voters);
+    config.seed = 99;
+    net.nodes.insert("n3".to_string(), Raft::new(config, RestoredState::default()).unwrap());
+    net.applied.remove("n3");
+
+    net.node("n1").propose(Bytes::from_static(b"after wipe")).unwrap();
+    net.settle();
+    net.tick_all(20);
+
+    let status = net.node("n3").status();
+    assert_eq!(status.last_index, last + 1, "the wiped follower did not get the log back");
+    assert_eq!(status.commit, last + 1);
+    assert_eq!(net.applied["n3"].len() as u64, last + 1, "the wiped follower did not re-apply every entry");
+}
+
+#[test]
 fn proposal_is_applied_everywhere() {
     let mut net = Network::new(3);
     net.elect("n1");
