@@ -50,6 +50,16 @@ MODEL_ID = "fault-model"
 TRAIN_OPTIONS = {"epochs": 600, "validation": 0.0, "seed": 7}
 
 
+
+def is_running(pid):
+    """Whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
 class ScenarioFailed(Exception):
     pass
 
@@ -389,9 +399,10 @@ class FaultTest:
         attempt.join(timeout=30)
         check("response" not in first, f"the killed leader acknowledged the training: {first.get('response')}")
 
-        # The node's ai-core child gets no signal when the node dies; note it if it lives on.
+        # The node's ai-core child should die with its node; note it if it lives on.
+        # A killed child stays a zombie until it is reaped, so zombies do not count.
         time.sleep(0.2)
-        orphans = [pid for pid in trainers if os.path.exists(f"/proc/{pid}")]
+        orphans = [pid for pid in trainers if is_running(pid)]
         if orphans:
             self.findings.append(
                 f"ai-core train (pid {orphans}) kept running after its node {NODE_IDS[leader]} was killed with SIGKILL"
@@ -402,7 +413,7 @@ class FaultTest:
         retry_s = time.monotonic() - killed_at
         self.models[MODEL_ID] = response
         for pid in orphans:
-            if os.path.exists(f"/proc/{pid}"):
+            if is_running(pid):
                 os.kill(pid, 9)
 
         cluster.start(leader)
