@@ -48,6 +48,29 @@ impl Machine {
     }
 }
 
+/// Returns the workspace's git commit at run time and notes uncommitted changes in the
+/// crates' sources, because the binaries under test were built from the working tree.
+fn source_version() -> String {
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(workspace)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(commit) => match git(&["status", "--porcelain", "--", "node/src", "client/src", "ai-core/src"]) {
+            Some(changes) if !changes.is_empty() => format!("{commit} with uncommitted changes in node, client or ai-core"),
+            _ => commit,
+        },
+        None => "unknown (git failed)".to_string(),
+    }
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -57,6 +80,7 @@ fn load_average() -> String {
 pub struct Results {
     pub machine: Machine,
     pub date: String,
+    pub source: String,
     pub load_start: String,
     pub load_end: String,
     pub seconds: f64,
@@ -81,6 +105,15 @@ fn optional(value: Option<f64>) -> String {
     value.map_or("-".to_string(), |v| format!("{v:.2}"))
 }
 
+/// Formats the p50/p99 of `ai-core check` children, or "-" when the node ran none (it
+/// checks CSV files through its `ai-core serve` workers instead).
+fn check_column(checks: &[Duration]) -> String {
+    if checks.is_empty() {
+        return "-".to_string();
+    }
+    format!("{:.0}/{:.0}", quantile_ms(checks, 0.5), quantile_ms(checks, 0.99))
+}
+
 /// Writes one row per phase with the server-side and per-stage means.
 fn stage_rows(out: &mut String, phases: &[WritePhase]) {
     let _ = writeln!(
@@ -98,7 +131,7 @@ fn stage_rows(out: &mut String, phases: &[WritePhase]) {
             phase.clients,
             phase.mean_ms(),
             optional(phase.server_upload.mean_ms()),
-            format!("{:.0}/{:.0}", quantile_ms(&phase.leader_checks, 0.5), quantile_ms(&phase.leader_checks, 0.99)),
+            check_column(&phase.leader_checks),
             fsync(&phase.leader_fsync),
             fsync(&phase.follower_fsync),
             optional(phase.entries_per_fsync()),
@@ -112,6 +145,7 @@ impl Results {
         Results {
             machine: Machine::read(),
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            source: source_version(),
             load_start: load_average(),
             load_end: String::new(),
             seconds: options.seconds,
@@ -131,6 +165,7 @@ impl Results {
         let m = &self.machine;
         let _ = writeln!(out, "\nCluster benchmark: 3 nodes on 127.0.0.1, release build");
         let _ = writeln!(out, "date: {}", self.date);
+        let _ = writeln!(out, "source: {}", self.source);
         let _ = writeln!(out, "machine: {}, {} cores, {:.1} GiB RAM, Linux {}", m.cpu, m.cores, m.memory_gib, m.kernel);
         let _ = writeln!(out, "load average: {} at start, {} at end", self.load_start, self.load_end);
 
@@ -146,6 +181,7 @@ impl Results {
             let _ = writeln!(out, "{:<58} {:>8} {:>8}", "step", "p50 ms", "p99 ms");
             let rows = [
                 ("ai-core check on a 1 KiB CSV (one child process)", &stages.ai_core_check),
+                ("check_csv request to a running ai-core serve", &stages.serve_check),
                 ("append 1 KiB to a file + fdatasync (Raft log append)", &stages.log_append_fsync),
                 ("write, fsync, rename, fsync dir (applying STORE_FILE)", &stages.atomic_file_write),
             ];
@@ -273,6 +309,7 @@ impl Results {
         let write: Vec<Duration> = self.failover.iter().map(|t| t.write_committed).collect();
         json!({
             "date": self.date,
+            "source": self.source,
             "machine": {
                 "cpu": self.machine.cpu,
                 "cores": self.machine.cores,
@@ -290,6 +327,7 @@ impl Results {
                 .collect::<Vec<_>>(),
             "stage_costs": self.stages.as_ref().map(|s| json!({
                 "ai_core_check": stage_json(&s.ai_core_check),
+                "serve_check": stage_json(&s.serve_check),
                 "log_append_fsync": stage_json(&s.log_append_fsync),
                 "atomic_file_write": stage_json(&s.atomic_file_write),
             })),

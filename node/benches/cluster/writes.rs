@@ -79,7 +79,7 @@ impl WritePhase {
         self.writes as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Latency at quantile `q` (nearest rank) in milliseconds.
+    /// Returns the latency at quantile `q` (nearest rank) in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         quantile_ms(&self.latencies, q)
     }
@@ -91,7 +91,7 @@ impl WritePhase {
         self.latencies.iter().map(Duration::as_secs_f64).sum::<f64>() / self.latencies.len() as f64 * 1000.0
     }
 
-    /// Log entries written per leader fsync, from the fsync count of the phase.
+    /// Returns the writes per leader log fsync over the phase.
     pub fn entries_per_fsync(&self) -> Option<f64> {
         (self.leader_fsync.count > 0.0).then(|| self.writes as f64 / self.leader_fsync.count)
     }
@@ -237,6 +237,8 @@ pub fn warm_up(cluster: &Cluster, count: usize) -> Result<()> {
 pub struct StageCosts {
     /// `ai-core check data.csv --json` on a 1 KiB CSV, one child process each.
     pub ai_core_check: Vec<Duration>,
+    /// A `check_csv` request to one long-lived `ai-core serve` process, round trip.
+    pub serve_check: Vec<Duration>,
     /// Appending 1 KiB to an open file and calling `fdatasync`, as the Raft log does.
     pub log_append_fsync: Vec<Duration>,
     /// Create, write 1 KiB, `fsync`, rename and `fsync` the directory, as applying a
@@ -260,6 +262,8 @@ pub fn measure_stage_costs(dir: &std::path::Path, samples: usize) -> Result<Stag
             anyhow::bail!("ai-core check failed on the benchmark CSV: {}", String::from_utf8_lossy(&output.stdout));
         }
     }
+
+    let serve_check = measure_serve_checks(&ai_core, dir, &csv_path, samples)?;
 
     let block = csv_1k(8);
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stage.log"))?;
@@ -285,8 +289,53 @@ pub fn measure_stage_costs(dir: &std::path::Path, samples: usize) -> Result<Stag
         atomic_file_write.push(started.elapsed());
     }
 
-    for samples in [&mut ai_core_check, &mut log_append_fsync, &mut atomic_file_write] {
+    let mut costs = StageCosts { ai_core_check, serve_check, log_append_fsync, atomic_file_write };
+    for samples in [&mut costs.ai_core_check, &mut costs.serve_check, &mut costs.log_append_fsync, &mut costs.atomic_file_write] {
         samples.sort();
     }
-    Ok(StageCosts { ai_core_check, log_append_fsync, atomic_file_write })
+    Ok(costs)
+}
+
+/// Times `samples` `check_csv` requests to one `ai-core serve` process, as the node's
+/// workers send them, after one request that is not timed.
+fn measure_serve_checks(ai_core: &std::path::Path, dir: &std::path::Path, csv: &std::path::Path, samples: usize) -> Result<Vec<Duration>> {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+
+    let models = dir.join("stage-models");
+    std::fs::create_dir_all(&models)?;
+    let mut child = std::process::Command::new(ai_core)
+        .arg("serve")
+        .arg("--models-dir")
+        .arg(&models)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting ai-core serve")?;
+    let mut stdin = child.stdin.take().context("ai-core serve has no stdin")?;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().context("ai-core serve has no stdout")?);
+
+    let mut durations = Vec::new();
+    let mut result = Ok(());
+    for id in 0..=samples {
+        let started = Instant::now();
+        let request = json!({"id": id, "check_csv": csv.display().to_string()});
+        let mut response = String::new();
+        if let Err(e) = writeln!(stdin, "{request}").and_then(|_| stdout.read_line(&mut response)) {
+            result = Err(anyhow::anyhow!("check_csv request to ai-core serve failed: {e}"));
+            break;
+        }
+        if !response.contains("\"success\":true") {
+            result = Err(anyhow::anyhow!("ai-core serve rejected the benchmark CSV: {}", response.trim()));
+            break;
+        }
+        if id > 0 {
+            durations.push(started.elapsed());
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    result.map(|()| durations)
 }
