@@ -1,6 +1,8 @@
 //! Leader failover: SIGKILL the leader, then time how long the survivors take to elect a
 //! new leader and to commit the next write.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -9,7 +11,7 @@ use serde_json::{json, Value};
 use crate::harness::{Cluster, Connection, NODE_IDS};
 use crate::writes::upload_line;
 
-/// Interval between status polls of the survivors.
+/// Interval between GET_STATUS polls of each survivor.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 /// Time after the kill by which a trial must have a new leader and a committed write.
 const TRIAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,7 +20,7 @@ const TRIAL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Trial {
     pub killed: String,
     pub new_leader: String,
-    /// From SIGKILL until a survivor reports itself leader at a higher term.
+    /// From SIGKILL until a survivor's GET_STATUS reports it leader at a higher term.
     pub leader_visible: Duration,
     /// From SIGKILL until an UPLOAD_DATASET sent to the survivors succeeds.
     pub write_committed: Duration,
@@ -44,8 +46,17 @@ pub fn run_trials(cluster: &mut Cluster, trials: usize) -> Result<Vec<Trial>> {
         let survivor_ports: Vec<u16> = survivors.iter().map(|&i| cluster.ports[i].client).collect();
         let killed_at = cluster.kill_node(leader)?;
 
+        let found = Arc::new(AtomicBool::new(false));
+        let pollers: Vec<_> = survivors
+            .iter()
+            .map(|&i| {
+                let port = cluster.ports[i].client;
+                let found = found.clone();
+                std::thread::spawn(move || poll_until_leader(port, old_term, killed_at, &found).map(|visible| (i, visible)))
+            })
+            .collect();
         let writer = std::thread::spawn(move || write_until_committed(&survivor_ports, trial, killed_at));
-        let (new_leader, leader_visible) = poll_new_leader(cluster, &survivors, old_term, killed_at)?;
+        let (new_leader, leader_visible) = first_leader(pollers)?;
         let (write_committed, write_attempts) =
             writer.join().map_err(|_| anyhow::anyhow!("the failover writer thread panicked"))??;
 
@@ -83,21 +94,43 @@ fn term(cluster: &Cluster, node: usize) -> Result<u64> {
     }
 }
 
-/// Polls the survivors until one reports itself leader at a term above `old_term`.
-fn poll_new_leader(cluster: &Cluster, survivors: &[usize], old_term: u64, killed_at: Instant) -> Result<(usize, Duration)> {
-    loop {
-        for &i in survivors {
-            let Some(status) = cluster.status(i) else { continue };
-            let is_leader = status["raft"]["role"].as_str() == Some("leader");
-            if is_leader && status["raft"]["term"].as_u64() > Some(old_term) {
-                return Ok((i, killed_at.elapsed()));
-            }
+/// Polls one survivor with GET_STATUS on one connection until it reports itself leader
+/// at a term above `old_term`, then sets `found` and returns the time since the kill.
+/// Returns `None` once another poller has set `found`, or after [`TRIAL_TIMEOUT`].
+fn poll_until_leader(port: u16, old_term: u64, killed_at: Instant, found: &AtomicBool) -> Option<Duration> {
+    let mut connection = None;
+    while killed_at.elapsed() < TRIAL_TIMEOUT && !found.load(Ordering::Relaxed) {
+        if connection.is_none() {
+            connection = Connection::open(port, Duration::from_millis(500), Duration::from_secs(5)).ok();
         }
-        if killed_at.elapsed() > TRIAL_TIMEOUT {
-            bail!("no survivor became leader within {TRIAL_TIMEOUT:?} of the kill");
+        if let Some(open) = connection.as_mut() {
+            match open.request(r#"{"type":"GET_STATUS","payload":{}}"#) {
+                Ok(status) if status["isLeader"] == json!(true) && status["term"].as_u64() > Some(old_term) => {
+                    let visible = killed_at.elapsed();
+                    found.store(true, Ordering::Relaxed);
+                    return Some(visible);
+                }
+                Ok(_) => {}
+                Err(_) => connection = None,
+            }
         }
         std::thread::sleep(POLL_INTERVAL);
     }
+    None
+}
+
+/// Waits for the pollers and returns the survivor that reported leadership first.
+fn first_leader(pollers: Vec<std::thread::JoinHandle<Option<(usize, Duration)>>>) -> Result<(usize, Duration)> {
+    let mut first: Option<(usize, Duration)> = None;
+    for poller in pollers {
+        let reported = poller.join().map_err(|_| anyhow::anyhow!("a leader poller thread panicked"))?;
+        if let Some((node, visible)) = reported {
+            if first.is_none_or(|(_, earliest)| visible < earliest) {
+                first = Some((node, visible));
+            }
+        }
+    }
+    first.ok_or_else(|| anyhow::anyhow!("no survivor became leader within {TRIAL_TIMEOUT:?} of the kill"))
 }
 
 /// Sends one upload, with the same request id each time, to the survivors in turn until

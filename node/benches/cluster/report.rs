@@ -230,7 +230,7 @@ impl Results {
     }
 
     fn failover_rows(&self, out: &mut String) {
-        let _ = writeln!(out, "\nFailover: SIGKILL of the leader, {} trials (status polled every 5 ms)", self.failover.len());
+        let _ = writeln!(out, "\nFailover: SIGKILL of the leader, {} trials (GET_STATUS polled every 5 ms on each survivor)", self.failover.len());
         let _ = writeln!(
             out,
             "{:>5} {:>8} {:>10} {:>14} {:>17} {:>9} {:>13}",
