@@ -61,7 +61,7 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     training_jobs: usize,
 
-    /// Number of long-lived `ai-core serve` prediction workers.
+    /// Number of long-lived `ai-core serve` workers, which run predictions and CSV checks.
     #[arg(long, default_value_t = 2)]
     predict_workers: usize,
 

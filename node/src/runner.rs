@@ -177,13 +177,11 @@ impl WorkerPool {
 
     /// Validates a CSV file as `ai-core check` does, without starting a process.
     pub async fn check_csv(&self, csv: &Path) -> Result<Value, WireError> {
-        let response = self.call(json!({"check_csv": csv.display().to_string()})).await;
-        response.map_err(|mut e| {
-            if e.code == ErrorCode::PredictionFailed {
-                e.code = ErrorCode::InvalidCsv;
-            }
-            e
-        })
+        let mut summary = self.call(json!({"check_csv": csv.display().to_string()})).await?;
+        if let Value::Object(fields) = &mut summary {
+            fields.remove("id");
+        }
+        Ok(summary)
     }
 
     /// Sends one request to the next worker and waits for its successful response.
@@ -231,13 +229,13 @@ impl Worker {
         match self.call_once(request.clone()).await {
             Ok(result) => result,
             Err(first) => {
-                warn!("prediction worker {} failed: {first}; restarting it and retrying once", self.number);
+                warn!("ai-core worker {} failed: {first}; restarting it and retrying once", self.number);
                 self.kill().await;
                 match self.call_once(request).await {
                     Ok(result) => result,
                     Err(second) => {
                         self.kill().await;
-                        Err(WireError::new(ErrorCode::PredictionFailed, format!("prediction worker failed twice: {second}")))
+                        Err(WireError::new(ErrorCode::PredictionFailed, format!("ai-core worker failed twice: {second}")))
                     }
                 }
             }
@@ -288,7 +286,7 @@ impl Worker {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {} serve: {e}", self.ai_core.display()))?;
-        info!("prediction worker {} started ai-core serve (pid {})", self.number, child.id().unwrap_or(0));
+        info!("ai-core worker {} started ai-core serve (pid {})", self.number, child.id().unwrap_or(0));
         let stdin = child.stdin.take().ok_or("ai-core serve has no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("ai-core serve has no stdout")?);
         Ok(Process { child, stdin, stdout, next_id: 0 })
@@ -298,7 +296,7 @@ impl Worker {
         if let Some(mut process) = self.process.take() {
             let pid = process.child.id().unwrap_or(0);
             let _ = process.child.kill().await;
-            info!("prediction worker {} stopped ai-core serve (pid {pid})", self.number);
+            info!("ai-core worker {} stopped ai-core serve (pid {pid})", self.number);
         }
     }
 }
