@@ -10,7 +10,7 @@
 //! - `framing`: length-limited line reading shared by both TCP servers.
 //! - `server`: the client TCP server; `service`: request handling; `forward`: sending
 //!   requests to the leader.
-//! - `runner`: the process boundary to `ai-core` (training, CSV checks, prediction workers).
+//! - `runner`: the process boundary to `ai-core` (training children and the `ai-core serve` worker pool).
 //! - `monitor`: the HTTP monitor; `metrics`: counters and histograms.
 //! - `config`: cluster and node settings; `node`: start-up and shutdown.
 
