@@ -279,6 +279,10 @@ impl Driver {
             return Ok(());
         }
         let Ready { hard_state, entries, snapshot, messages, committed_entries } = self.raft.ready();
+        let must_sync = !entries.is_empty()
+            || hard_state
+                .as_ref()
+                .is_some_and(|h| h.term != self.hard_state.term || h.voted_for != self.hard_state.voted_for);
         if let Some(state) = &hard_state {
             self.hard_state = state.clone();
         }
@@ -289,8 +293,10 @@ impl Driver {
 
         if hard_state.is_some() || !entries.is_empty() {
             let started = Instant::now();
-            self.store.append(hard_state.as_ref(), &entries)?;
-            self.metrics.fsync.observe(started.elapsed());
+            self.store.append(hard_state.as_ref(), &entries, must_sync)?;
+            if must_sync {
+                self.metrics.fsync.observe(started.elapsed());
+            }
             self.record_appended(&entries);
         }
 

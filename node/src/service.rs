@@ -33,6 +33,9 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// Attempts of one write across leader changes.
 const WRITE_ATTEMPTS: u32 = 4;
+/// Longest wait for a new leader before a failed write is tried again; a little more
+/// than the longest election timeout.
+const LEADER_CHANGE_WAIT: Duration = Duration::from_millis(400);
 
 pub struct Service {
     pub config: NodeConfig,
@@ -213,7 +216,7 @@ impl Service {
                         "{}: request {request_id} on leader {leader} failed: {e}; retrying (attempt {attempt} of {WRITE_ATTEMPTS})",
                         self.config.id
                     );
-                    tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+                    self.wait_for_other_leader(&leader, Instant::now() + LEADER_CHANGE_WAIT).await;
                 }
                 result => return result,
             }
@@ -254,6 +257,23 @@ impl Service {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(request_id);
         let _ = sender.send(Some(result.clone()));
         result
+    }
+
+    /// Waits until a leader other than `old` is known, or until `deadline`, whichever
+    /// comes first. The same leader may still be right (a superseded entry), so
+    /// reaching the deadline is not an error.
+    async fn wait_for_other_leader(&self, old: &str, deadline: Instant) {
+        let mut status = self.driver.status.clone();
+        loop {
+            let leader = status.borrow_and_update().raft.leader.clone();
+            if leader.is_some_and(|l| l != old) {
+                return;
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() || tokio::time::timeout(remaining, status.changed()).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Waits until a leader is known; refuses with the original's error after `deadline`.

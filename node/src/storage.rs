@@ -112,8 +112,10 @@ impl LogStore {
         Ok((LogStore { path, file, fsync, size: valid_len }, recovered))
     }
 
-    /// Appends a hard state and entries in one write and one fsync.
-    pub fn append(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
+    /// Appends entries and a hard state in one write. `sync` asks for an fsync, which
+    /// new entries, a new term or a new vote need before any message that depends on
+    /// them; a commit index alone may be lost, because Raft recovers it from the leader.
+    pub fn append(&mut self, hard_state: Option<&HardState>, entries: &[Entry], sync: bool) -> Result<(), StorageError> {
         if hard_state.is_none() && entries.is_empty() {
             return Ok(());
         }
@@ -126,7 +128,7 @@ impl LogStore {
         }
 
         self.file.write_all(&buffer).map_err(io_error(&self.path))?;
-        if self.fsync {
+        if self.fsync && sync {
             self.file.sync_data().map_err(io_error(&self.path))?;
         }
         self.size += buffer.len() as u64;
@@ -379,8 +381,8 @@ mod tests {
         let (mut store, recovered) = LogStore::open(dir.path(), true).unwrap();
         assert!(recovered.entries.is_empty());
 
-        store.append(Some(&state(2, Some("Node_B"), 0)), &[entry(1, 1, "a"), entry(2, 2, "b")]).unwrap();
-        store.append(Some(&state(2, Some("Node_B"), 2)), &[]).unwrap();
+        store.append(Some(&state(2, Some("Node_B"), 0)), &[entry(1, 1, "a"), entry(2, 2, "b")], true).unwrap();
+        store.append(Some(&state(2, Some("Node_B"), 2)), &[], true).unwrap();
         drop(store);
 
         let (_, recovered) = LogStore::open(dir.path(), true).unwrap();
@@ -392,8 +394,8 @@ mod tests {
     fn overwriting_entry_truncates_suffix() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = LogStore::open(dir.path(), false).unwrap();
-        store.append(None, &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")]).unwrap();
-        store.append(None, &[entry(2, 3, "x")]).unwrap();
+        store.append(None, &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")], true).unwrap();
+        store.append(None, &[entry(2, 3, "x")], true).unwrap();
         drop(store);
 
         let (_, recovered) = LogStore::open(dir.path(), false).unwrap();
@@ -404,7 +406,7 @@ mod tests {
     fn torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = LogStore::open(dir.path(), true).unwrap();
-        store.append(None, &[entry(1, 1, "a"), entry(2, 1, "bbbbbbbb")]).unwrap();
+        store.append(None, &[entry(1, 1, "a"), entry(2, 1, "bbbbbbbb")], true).unwrap();
         let path = store.path().to_path_buf();
         drop(store);
 
@@ -415,7 +417,7 @@ mod tests {
         assert_eq!(recovered.entries, vec![entry(1, 1, "a")]);
         assert!(recovered.truncated_bytes > 0);
 
-        store.append(None, &[entry(2, 1, "c")]).unwrap();
+        store.append(None, &[entry(2, 1, "c")], true).unwrap();
         drop(store);
         let (_, recovered) = LogStore::open(dir.path(), true).unwrap();
         assert_eq!(recovered.entries, vec![entry(1, 1, "a"), entry(2, 1, "c")]);
@@ -425,7 +427,7 @@ mod tests {
     fn corrupt_middle_record_fails_open() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = LogStore::open(dir.path(), true).unwrap();
-        store.append(None, &[entry(1, 1, "aaaa"), entry(2, 1, "bbbb"), entry(3, 1, "cccc")]).unwrap();
+        store.append(None, &[entry(1, 1, "aaaa"), entry(2, 1, "bbbb"), entry(3, 1, "cccc")], true).unwrap();
         let path = store.path().to_path_buf();
         drop(store);
 
@@ -457,7 +459,7 @@ mod tests {
     fn compact_drops_covered_entries() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = LogStore::open(dir.path(), true).unwrap();
-        store.append(Some(&state(1, None, 2)), &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")]).unwrap();
+        store.append(Some(&state(1, None, 2)), &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")], true).unwrap();
         store.compact(2, &state(1, None, 2)).unwrap();
         drop(store);
 
@@ -469,7 +471,7 @@ mod tests {
     fn damaged_length_field_fails_open() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = LogStore::open(dir.path(), true).unwrap();
-        store.append(None, &[entry(1, 1, "aaaa"), entry(2, 1, "bbbb")]).unwrap();
+        store.append(None, &[entry(1, 1, "aaaa"), entry(2, 1, "bbbb")], true).unwrap();
         let path = store.path().to_path_buf();
         drop(store);
 
@@ -486,9 +488,9 @@ mod tests {
     fn rewrite_keeps_only_tail() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = LogStore::open(dir.path(), true).unwrap();
-        store.append(Some(&state(1, None, 3)), &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")]).unwrap();
+        store.append(Some(&state(1, None, 3)), &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")], true).unwrap();
         store.rewrite(3, &state(1, None, 3), &[entry(3, 1, "c")]).unwrap();
-        store.append(None, &[entry(4, 1, "d")]).unwrap();
+        store.append(None, &[entry(4, 1, "d")], true).unwrap();
         drop(store);
 
         let (_, recovered) = LogStore::open(dir.path(), true).unwrap();
