@@ -35,7 +35,7 @@ sim:
 fault-test: release
 	scripts/fault-test.sh
 
-## Benchmarks; results go to docs/BENCHMARKS.md by hand.
+## Benchmarks; scripts/bench.sh rewrites the marked sections of docs/BENCHMARKS.md.
 bench: release
 	scripts/bench.sh
 
