@@ -224,8 +224,10 @@ async fn steps(browser: &Browser, cluster: &mut RealCluster, out: &Path) {
 
     // The killed leader's page reports that its node does not respond.
     browser.switch_to_window(leader_tab).await.unwrap();
-    let page = wait_for_page(browser, "node unreachable", UI_DEADLINE, |page| page.connection == "node unreachable").await;
+    let page = wait_for_page(browser, "node unreachable", UI_DEADLINE, |page| page.connection.starts_with("node unreachable")).await;
     assert_eq!(page.node, leader_id);
+    assert!(page.connection.contains("last update"), "no time of the last update: {:?}", page.connection);
+    assert_eq!(page.badge_text, "unreachable", "the dead node's badge still shows {:?}", page.badge_text);
     screenshot(browser, out, "monitor-leader-down.png").await;
     browser.close_window().await.unwrap();
     browser.switch_to_window(follower_tab).await.unwrap();
