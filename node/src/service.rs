@@ -1,9 +1,10 @@
 //! Request handling: one function per request type, behind a single `handle` entry point.
 //!
-//! Writes (TRAIN_REQUEST, UPLOAD_DATASET) run on the leader; a follower forwards them
-//! there itself. Reads run on any node; a node that does not have a model yet asks the
-//! leader. Every write carries a request id (the client's, or one made here) that the
-//! replicated state machine remembers, so a retry applies once and gets the first answer.
+//! Writes (TRAIN_REQUEST, UPLOAD_DATASET) run on the leader, and a follower forwards them
+//! there itself. Reads run on any node. A node that has not applied a model yet forwards
+//! its predictions to the leader. Every write carries a request id (the client's, or one
+//! made here) that the replicated state machine stores, so a retry applies once and gets
+//! the first response.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
