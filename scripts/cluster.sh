@@ -87,7 +87,20 @@ start)
         exit 1
     }
     for id in "${NODES[@]}"; do start_node "$id"; done
-    echo "leader: $(wait_leader 15)"
+    if ! current=$(wait_leader 15); then
+        for id in "${NODES[@]}"; do
+            is_running "$id" || echo "$id exited; the end of its log:" >&2
+            is_running "$id" || tail -n 3 "$RUN_DIR/$id.log" >&2
+        done
+        exit 1
+    fi
+    echo "leader: $current"
+    for id in "${NODES[@]}"; do
+        if ! is_running "$id"; then
+            echo "warning: $id exited; the end of its log:" >&2
+            tail -n 3 "$RUN_DIR/$id.log" >&2
+        fi
+    done
     for id in "${NODES[@]}"; do echo "monitor $id: http://127.0.0.1:${HTTP_PORT[$id]}/"; done
     ;;
 stop)
