@@ -99,8 +99,12 @@ impl Service {
 
         match result {
             Ok(mut response) => {
-                if let (Some(id), Value::Object(object)) = (&request_id, &mut response) {
-                    object.entry("request_id").or_insert_with(|| Value::String(id.clone()));
+                if let Value::Object(object) = &mut response {
+                    // A forwarded write carries an id this node made up; the client sees only its own.
+                    match &request_id {
+                        Some(id) => object.insert("request_id".into(), Value::String(id.clone())),
+                        None => object.remove("request_id"),
+                    };
                 }
                 response
             }

@@ -74,8 +74,10 @@ fn uploaded_dataset_trains_by_name() {
     assert_eq!(again["logIndex"], stored["logIndex"], "a retried upload was stored twice: {again}");
 
     let train = json!({"type": "TRAIN_REQUEST", "payload": {"model_name": "xor-model", "dataset": "xor.csv"}});
-    let trained = cluster.request(1, &train);
+    let leader = cluster.wait_for_leader(None);
+    let trained = cluster.request((leader + 1) % 3, &train);
     assert_eq!(trained["success"], true, "{trained}");
+    assert!(trained.get("request_id").is_none(), "a request without an id got one back: {trained}");
     assert_eq!(trained["dataset"], "xor.csv");
 
     for (input, expected) in [([0.0, 0.0], 0.0), ([0.0, 1.0], 1.0), ([1.0, 0.0], 1.0), ([1.0, 1.0], 0.0)] {
