@@ -3,7 +3,7 @@
 //! Requests are `{"type": TYPE, "payload": {...}, "request_id": "..."}`; every
 //! response carries `success`. Field names follow the original Python client
 //! (`model_name`, `data_content`, `input_vector`, `modelId`, `isLeader`), and a
-//! node that cannot serve a write says exactly [`NOT_LEADER_MESSAGE`], because
+//! node that cannot serve a write returns exactly [`NOT_LEADER_MESSAGE`], because
 //! old clients match that string to decide to retry on the next node.
 
 use serde::{Deserialize, Serialize};
@@ -66,7 +66,7 @@ impl ErrorCode {
         serde_json::from_value(Value::String(code.to_string())).ok()
     }
 
-    /// Whether a client may retry the same request (with the same request id) elsewhere or later.
+    /// Returns whether a client may retry the same request (with the same request id) elsewhere or later.
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorCode::NotLeader | ErrorCode::Unavailable | ErrorCode::Timeout)
     }
@@ -92,7 +92,7 @@ impl WireError {
         WireError { code, message: message.into(), leader: None }
     }
 
-    /// The refusal of a node that cannot reach a leader, in the original's wording.
+    /// Builds the rejection of a node that cannot reach a leader, in the original's wording.
     pub fn not_leader(leader: Option<String>) -> WireError {
         WireError { code: ErrorCode::NotLeader, message: NOT_LEADER_MESSAGE.to_string(), leader }
     }
@@ -254,7 +254,7 @@ pub enum Request {
 }
 
 impl Request {
-    /// The `type` string of this request on the wire.
+    /// Returns the `type` string of this request on the wire.
     pub fn type_name(&self) -> &'static str {
         match self {
             Request::Train(_) => "TRAIN_REQUEST",

@@ -176,7 +176,7 @@ pub struct NodeConfig {
     pub train_timeout: Duration,
     /// Maximum number of training jobs running at once on this node.
     pub max_training_jobs: usize,
-    /// Number of `ai-core serve` workers answering predictions.
+    /// Number of `ai-core serve` workers, which run predictions and CSV checks.
     pub predict_workers: usize,
     /// Log size, in entries, past which the state machine is snapshotted and the log compacted.
     pub snapshot_entries: u64,

@@ -24,7 +24,7 @@ use crate::transport::Transport;
 /// Log entries kept for the monitor's "last entries" table.
 pub const RECENT_ENTRIES: usize = 50;
 
-/// Longest time between two status publications, so peers' ages stay current.
+/// Maximum time between two status publications, so peers' ages stay current.
 const STATUS_REFRESH: Duration = Duration::from_millis(100);
 
 /// Most events handled before one `Ready` is processed.
@@ -145,7 +145,7 @@ pub struct Driver {
     snapshot_index: u64,
     /// Proposals waiting for their entry to apply, by index, with the term they were proposed in.
     pending: BTreeMap<u64, (u64, ProposalReply)>,
-    /// Proposals resolved by this round's applies, answered once the status is published.
+    /// Proposals resolved by this round's applies, replied to once the status is published.
     completed: Vec<(ProposalReply, Result<(u64, Applied), ProposalError>)>,
     status: watch::Sender<NodeStatus>,
     recent: Vec<EntrySummary>,
@@ -237,7 +237,7 @@ impl Driver {
             }
             self.observe_changes();
             // Replies leave after the status is published, so a client that reads the
-            // status after its response sees at least the index its write applied at.
+            // status after its response gets at least the index its write applied at.
             for (reply, result) in self.completed.drain(..) {
                 let _ = reply.send(result);
             }

@@ -15,7 +15,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Forwarder {
     cluster: ClusterConfig,
-    /// Longest wait for the leader's answer; training can take minutes.
+    /// Maximum wait for the leader's response, long because training can take minutes.
     response_timeout: Duration,
 }
 
@@ -45,7 +45,7 @@ impl Forwarder {
         let mut reader = BufReader::new(reader);
         let read = tokio::time::timeout(self.response_timeout, reader.read_line(&mut response))
             .await
-            .map_err(|_| WireError::new(ErrorCode::Timeout, format!("{node} did not answer within {} s", self.response_timeout.as_secs())))?
+            .map_err(|_| WireError::new(ErrorCode::Timeout, format!("{node} did not respond within {} s", self.response_timeout.as_secs())))?
             .map_err(|e| unavailable(format!("reading from {address}: {e}")))?;
         if read == 0 {
             return Err(unavailable(format!("{address} closed the connection before answering")));

@@ -90,7 +90,7 @@ fn render_page(service: &Service, lang: &str) -> warp::reply::Response {
     }
 }
 
-/// The `/api/status` document: the original's `{node, raft, replication, metrics}` and more.
+/// Builds the `/api/status` document: the original's `{node, raft, replication, metrics}` and more.
 pub fn status_json(service: &Service, started: Instant) -> Value {
     let current = service.driver.current();
     let raft = &current.raft;

@@ -194,7 +194,7 @@ impl WorkerPool {
         match tokio::time::timeout(PREDICT_TIMEOUT, result).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(unavailable()),
-            Err(_) => Err(WireError::new(ErrorCode::Timeout, format!("ai-core worker did not answer within {} s", PREDICT_TIMEOUT.as_secs()))),
+            Err(_) => Err(WireError::new(ErrorCode::Timeout, format!("ai-core worker did not respond within {} s", PREDICT_TIMEOUT.as_secs()))),
         }
     }
 }

@@ -34,8 +34,8 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// Attempts of one write across leader changes.
 const WRITE_ATTEMPTS: u32 = 4;
-/// Longest wait for a new leader before a failed write is tried again; a little more
-/// than the longest election timeout.
+/// Maximum wait for a new leader before a failed write is tried again, a little more
+/// than the maximum election timeout.
 const LEADER_CHANGE_WAIT: Duration = Duration::from_millis(400);
 
 pub struct Service {

@@ -1,8 +1,8 @@
 //! Durable Raft state: one append-only file of checksummed records.
 //!
 //! Each record is `[length: u32 LE][!length: u32 LE][crc32 of body: u32 LE][body]`, and
-//! the body starts with a kind byte. The inverted copy of the length tells a damaged
-//! length field apart from a record cut short by a crash. An entry record whose index is at or below the last stored index
+//! the body starts with a kind byte. The inverted copy of the length distinguishes a
+//! damaged length field from a record cut short by a crash. An entry record whose index is at or below the last stored index
 //! replaces that entry and everything after it, which is how conflict truncation is
 //! persisted without rewriting the file. The last hard-state record wins.
 //!
@@ -53,7 +53,7 @@ pub enum StorageError {
     Gap { path: PathBuf, index: u64, previous: u64 },
 }
 
-/// What was read back from disk at start.
+/// State read back from disk at start.
 #[derive(Debug, Default)]
 pub struct Recovered {
     pub hard_state: HardState,
@@ -112,9 +112,9 @@ impl LogStore {
         Ok((LogStore { path, file, fsync, size: valid_len }, recovered))
     }
 
-    /// Appends entries and a hard state in one write. `sync` asks for an fsync, which
-    /// new entries, a new term or a new vote need before any message that depends on
-    /// them; a commit index alone may be lost, because Raft recovers it from the leader.
+    /// Appends entries and a hard state in one write, with an fsync when `sync` is set.
+    /// New entries, a new term or a new vote need the fsync before any message that
+    /// depends on them. A commit index alone may be lost, because Raft recovers it.
     pub fn append(&mut self, hard_state: Option<&HardState>, entries: &[Entry], sync: bool) -> Result<(), StorageError> {
         if hard_state.is_none() && entries.is_empty() {
             return Ok(());
@@ -160,8 +160,8 @@ impl LogStore {
     pub fn compact(&mut self, index: u64, hard_state: &HardState) -> Result<(), StorageError> {
         let bytes = std::fs::read(&self.path).map_err(io_error(&self.path))?;
         let (recovered, _) = replay(&self.path, &bytes)?;
-        let kept: Vec<Entry> = recovered.entries.into_iter().filter(|e| e.index > index).collect();
-        self.rewrite(index + 1, hard_state, &kept)
+        let later_entries: Vec<Entry> = recovered.entries.into_iter().filter(|e| e.index > index).collect();
+        self.rewrite(index + 1, hard_state, &later_entries)
     }
 
     /// Current size of the log file in bytes.
@@ -276,7 +276,7 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<(Recovered, u64), StorageError> {
     Ok((recovered, offset as u64))
 }
 
-/// Why a record could not be read.
+/// Reason a record could not be read.
 enum RecordError {
     /// Cut short by a crash during the write; everything from here on is discarded.
     Torn,

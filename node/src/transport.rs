@@ -29,7 +29,7 @@ pub const MAX_PEER_LINE_BYTES: usize = 512 * 1024 * 1024;
 /// Messages queued per peer before new ones are dropped.
 const QUEUE_DEPTH: usize = 4096;
 
-/// Longest wait for a peer connection to open.
+/// Maximum wait for a peer connection to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Time that sent data may stay unacknowledged before the kernel drops the connection

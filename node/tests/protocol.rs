@@ -1,5 +1,5 @@
 //! The client protocol against hostile and unusual input: every bad request gets a
-//! `success: false` answer with a stable code, and the node keeps serving.
+//! `success: false` response with a stable code, and the node keeps serving.
 
 mod common;
 
@@ -116,7 +116,8 @@ fn prediction_errors_name_the_problem() {
     let mismatch = cluster.predict(1, "two", json!([1.0, 2.0, 3.0]));
     assert_code(&mismatch, "DIMENSION_MISMATCH");
     let message = mismatch["error"].as_str().unwrap();
-    assert!(message.contains('3') && message.contains('2'), "message does not name both sizes: {message}");
+    assert!(message.contains('3'), "message does not name the input size: {message}");
+    assert!(message.contains('2'), "message does not name the model size: {message}");
 
     assert_code(&cluster.predict(2, "two", json!(["a", 1])), "INVALID_PAYLOAD");
     assert_code(&cluster.predict(2, "two", json!([])), "INVALID_PAYLOAD");
@@ -132,7 +133,8 @@ fn pipelined_and_fragmented_requests() {
     let first = connection.read();
     let second = connection.read();
     assert_eq!(first["node"], "Node_C", "first response is not GET_STATUS: {first}");
-    assert!(second.get("isLeader").is_some() && second.get("node").is_none(), "second is not GET_LEADER: {second}");
+    assert!(second.get("isLeader").is_some(), "second response has no isLeader: {second}");
+    assert!(second.get("node").is_none(), "second response is GET_STATUS, not GET_LEADER: {second}");
 
     for byte in format!("{}\n", status_line()).bytes() {
         connection.send_raw(&[byte]);

@@ -52,7 +52,7 @@ TRAIN_OPTIONS = {"epochs": 600, "validation": 0.0, "seed": 7}
 
 
 def is_running(pid):
-    """Whether a process exists and is not a zombie waiting to be reaped."""
+    """Return whether a process exists and is not a zombie waiting to be reaped."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             state = stat.read().rsplit(")", 1)[1].split()[0]

@@ -195,13 +195,13 @@ pub fn request_json(port: u16, request: &Value) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("response {line:?} is not JSON: {e}"))
 }
 
-/// A minimal HTTP/1.0 GET returning the JSON body, or `None` when the node does not answer.
+/// Sends a minimal HTTP/1.0 GET and returns the JSON body, or `None` when the node does not respond.
 pub fn http_get_json(port: u16, path: &str) -> Option<Value> {
     let (status, body) = http_get(port, path)?;
     (status == 200 || status == 503).then(|| serde_json::from_str(&body).ok()).flatten()
 }
 
-/// A minimal HTTP/1.0 GET returning the status code and body.
+/// Sends a minimal HTTP/1.0 GET and returns the status code and body.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::Read;
 
@@ -223,7 +223,7 @@ pub fn generate(dir: &Path, kind: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// Every file under `dir` with its contents, for byte-for-byte comparison between nodes.
+/// Returns every file under `dir` with its contents, for byte-for-byte comparison between nodes.
 pub fn directory_contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .map(|entries| {
